@@ -1,0 +1,191 @@
+"""Admission: which handshakes are let through, decided before the app is ever called.
+
+``Admission.check`` is synchronous and runs with no ``await`` between the check and the
+registration, so concurrent handshakes cannot overshoot a limit. ``deny`` sends the refusal: the
+WebSocket Denial Response extension (an HTTP status with headers and a body) where the server
+offers it, else ``websocket.close`` before accept, which every server turns into HTTP 403.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.types import Send
+
+from .settings import StabilizerSettings
+
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~:@-]{1,128}")
+"""What a client id may look like: URL-safe characters, at most 128 of them."""
+
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a handshake was refused, and how to tell the client."""
+
+    status: int
+    reason: str
+    """Machine-readable: ``draining``, ``origin_not_allowed``, ``bad_client_id``,
+    ``ip_limit``, ``client_limit`` or ``server_full``."""
+    detail: str
+    retry_after: int | None = None
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """The parts of a WebSocket scope that admission looks at."""
+
+    origin: str | None
+    host: str | None
+    client_id: str | None
+    remote_ip: str
+
+    @classmethod
+    def from_scope(cls, scope: Any, client_id_param: str | None) -> Handshake:
+        """Read the Origin and Host headers, the client id parameter and the peer address."""
+        origin = host = None
+        for name, value in scope.get("headers") or ():
+            if name == b"origin":
+                origin = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+        client_id = None
+        if client_id_param:
+            client_id = _query_param(scope.get("query_string") or b"", client_id_param)
+        client = scope.get("client")
+        remote_ip = str(client[0]) if client else "unknown"
+        return cls(origin=origin, host=host, client_id=client_id, remote_ip=remote_ip)
+
+
+def _query_param(query: bytes, name: str) -> str | None:
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key == name:
+            return value
+    return None
+
+
+def _split_origin(origin: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def normalise_origin(origin: str) -> str | None:
+    """``scheme://host[:port]`` in lower case without a default port, or ``None`` if malformed."""
+    split = _split_origin(origin.strip())
+    if split is None:
+        return None
+    scheme, host, port = split
+    if port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def same_origin(origin: str, host_header: str | None) -> bool:
+    """Whether ``origin`` names the host the client connected to (its Host header)."""
+    split = _split_origin(origin)
+    if split is None or not host_header:
+        return False
+    scheme, host, port = split
+    try:
+        target = urlsplit("//" + host_header.strip())
+        target_port = target.port
+    except ValueError:
+        return False
+    if (target.hostname or "").lower() != host:
+        return False
+    if target_port is None:
+        return port == _DEFAULT_PORTS.get(scheme)
+    return target_port == port
+
+
+class Admission:
+    """The admission rules of one hub."""
+
+    def __init__(self, settings: StabilizerSettings) -> None:
+        self.settings = settings
+        origins = settings.allowed_origins
+        self._any_origin = origins is not None and "*" in origins
+        self._origins = (
+            None
+            if origins is None
+            else {o if o == "null" else normalise_origin(o) for o in origins if o != "*"}
+        )
+
+    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
+        """Origin policy: no Origin header is allowed (non-browser clients send none)."""
+        if origin is None or self._any_origin:
+            return True
+        if self._origins is None:
+            return same_origin(origin, host)
+        if origin.strip().lower() == "null":
+            return "null" in self._origins
+        return normalise_origin(origin) in self._origins
+
+    def check(
+        self,
+        handshake: Handshake,
+        *,
+        total: int,
+        per_ip: int,
+        per_client: int,
+        draining: bool,
+    ) -> Refusal | None:
+        """The refusal for this handshake, or ``None`` to admit it.
+
+        ``total``, ``per_ip`` and ``per_client`` are the counts before this connection.
+        """
+        s = self.settings
+        if draining:
+            return Refusal(503, "draining", "server is draining", s.retry_after)
+        if not self.origin_allowed(handshake.origin, handshake.host):
+            return Refusal(403, "origin_not_allowed", "origin not allowed")
+        if handshake.client_id is not None and not CLIENT_ID_PATTERN.fullmatch(handshake.client_id):
+            return Refusal(
+                400,
+                "bad_client_id",
+                "malformed client id: use 1-128 characters of A-Z a-z 0-9 . _ ~ : @ -",
+            )
+        if s.max_connections_per_ip is not None and per_ip >= s.max_connections_per_ip:
+            return Refusal(429, "ip_limit", "too many connections from this address", s.retry_after)
+        if s.max_connections_per_client is not None and per_client >= s.max_connections_per_client:
+            return Refusal(
+                429, "client_limit", "too many connections for this client id", s.retry_after
+            )
+        if s.max_connections is not None and total >= s.max_connections:
+            return Refusal(503, "server_full", "server is at its connection limit", s.retry_after)
+        return None
+
+
+async def deny(scope: Any, send: Send, refusal: Refusal) -> None:
+    """Refuse the handshake. Never call ``receive()`` afterwards: granian never answers it."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"x-stabilizer-reason", refusal.reason.encode()),
+        ]
+        if refusal.retry_after is not None:
+            headers.append((b"retry-after", str(refusal.retry_after).encode()))
+        await send(
+            {"type": "websocket.http.response.start", "status": refusal.status, "headers": headers}
+        )
+        # One chunk only: granian rejects more_body=True.
+        await send(
+            {
+                "type": "websocket.http.response.body",
+                "body": refusal.detail.encode(),
+                "more_body": False,
+            }
+        )
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": refusal.reason})

@@ -1,0 +1,347 @@
+"""One WebSocket connection: the pump, the gate and the app's view of the socket.
+
+Created per socket inside ``StabilizerMiddleware.__call__``; nothing per-connection lives on the
+middleware. The app talks to ``receive``/``send`` below instead of the server's:
+
+* before accept, ``receive`` passes straight through to the server;
+* at accept, the **pump** task takes over the server's ``receive()``: it answers and hides
+  heartbeat frames, records liveness, enforces the inbound size limit and notices a disconnect at
+  once, feeding the bounded inbox that the app's ``receive`` now reads;
+* every send, the app's and the middleware's own, goes through the **gate**.
+
+When the app returns or raises, the middleware sends the close itself (1000 or 1011): servers
+otherwise give 1006, 1011, an empty close or nothing (``reference/asgi-facts.md`` 2.6 and 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.websockets import WebSocketDisconnect
+
+from .codes import CloseCode
+from .errors import ConnectionGoneError
+from .gate import Gate
+from .heartbeat import HeartbeatState
+from .inbox import Inbox
+from .stats import Traffic
+
+if TYPE_CHECKING:
+    from .handle import ConnectionHandle
+    from .hub import Hub
+
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds the middleware waits for its own close frame to be written after the app returned."""
+
+_SENDABLE_CLOSE = range(3000, 5000)
+
+
+class State(Enum):
+    """Where a connection is in its life."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    REFUSED = "refused"
+
+
+def new_id() -> str:
+    """A fresh random id (connection and generated client ids)."""
+    return secrets.token_hex(8)
+
+
+def payload_size(message: Message) -> int:
+    """Bytes of a ``websocket.receive``/``websocket.send`` payload (UTF-8 for text)."""
+    text = message.get("text")
+    if text is not None:
+        return len(text) if text.isascii() else len(text.encode())
+    data = message.get("bytes")
+    return len(data) if data is not None else 0
+
+
+class Connection:
+    """The middleware's side of one WebSocket."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        scope: Any,
+        receive: Receive,
+        send: Send,
+        connect_message: Message,
+        *,
+        client_id: str | None,
+        remote_ip: str,
+    ) -> None:
+        settings = hub.settings
+        self.hub = hub
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self._connect_message: Message | None = connect_message
+        self.connection_id = new_id()
+        self.client_id = client_id if client_id is not None else new_id()
+        self.session_id = new_id()
+        self.remote_ip = remote_ip
+        self.path: str = scope.get("path", "")
+        self.user_data: dict[str, Any] = {}
+        self.state = State.CONNECTING
+        self.traffic = Traffic()
+        self.gate = Gate(send, self._transport_failed)
+        self.inbox = Inbox(settings.receive_queue_size)
+        self.heartbeat: HeartbeatState = HeartbeatState(
+            settings.heartbeat_interval or 0.0, settings.heartbeat_timeout, 0.0
+        )
+        self._heartbeat_on = settings.heartbeat_enabled
+        self._ping = {"type": "websocket.send", "text": settings.ping_message}
+        self._pong = {"type": "websocket.send", "text": settings.pong_message}
+        self._max_size = settings.max_message_size
+        self.created_at = time.monotonic()
+        self.accepted_at: float | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closed_by: str | None = None
+        self.finished = False
+        self._pump_task: asyncio.Task[None] | None = None
+        self.log = hub.log.bind(connection_id=self.connection_id)
+        self._handle: ConnectionHandle | None = None
+
+    # -- the app's view -------------------------------------------------------------------
+
+    @property
+    def handle(self) -> ConnectionHandle:
+        """The public handle the app sees as ``websocket.state.stabilizer``."""
+        if self._handle is None:
+            from .handle import ConnectionHandle
+
+            self._handle = ConnectionHandle(self)
+        return self._handle
+
+    async def receive(self) -> Message:
+        """The app's ``receive``."""
+        message = self._connect_message
+        if message is not None:
+            self._connect_message = None
+            return message
+        if self.state is State.CONNECTING or self.state is State.REFUSED:
+            return await self._receive()
+        return await self.inbox.get()
+
+    async def send(self, message: Message) -> None:
+        """The app's ``send``."""
+        kind = message["type"]
+        if kind == "websocket.send":
+            if self.state is State.CONNECTING:
+                # Let the server report the protocol error in its own words.
+                await self._send(message)
+                return
+            await self.gate.send(message)
+            self.traffic.messages_out += 1
+            self.traffic.bytes_out += payload_size(message)
+        elif kind == "websocket.accept" and self.state is State.CONNECTING:
+            await self._send(message)
+            self._opened()
+        elif kind == "websocket.close":
+            if self.state is State.CONNECTING:
+                self.state = State.REFUSED
+                await self._send(message)
+                return
+            code = int(message.get("code") or CloseCode.NORMAL)
+            reason = message.get("reason") or ""
+            if self.gate.close_nowait(code, reason):
+                self._closing(code, reason, "app")
+                await self.gate.flush()
+        else:
+            if kind.startswith("websocket.http.response") and self.state is State.CONNECTING:
+                self.state = State.REFUSED
+            await self._send(message)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self, app: ASGIApp) -> None:
+        """Run the app on this connection and close on its behalf when it ends."""
+        try:
+            await app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            self._teardown_now()
+            raise
+        except BaseException as exc:
+            if self._is_departure(exc):
+                await self._end(CloseCode.NORMAL, "", by="middleware")
+                return
+            if self.state is State.CONNECTING or self.state is State.REFUSED:
+                self._teardown_now()
+                raise
+            self.hub.counters.app_errors += 1
+            self.log.error(
+                "app_exception",
+                client_id=self.client_id,
+                path=self.path,
+                error=type(exc).__name__,
+                exc_info=exc,
+            )
+            await self._end(CloseCode.INTERNAL_ERROR, "internal error", by="middleware")
+            raise
+        else:
+            await self._end(CloseCode.NORMAL, "", by="middleware")
+
+    def _is_departure(self, exc: BaseException) -> bool:
+        """A disconnect seen by the app, not an app error: log nothing, re-raise nothing."""
+        if isinstance(exc, WebSocketDisconnect):
+            return True
+        if isinstance(exc, ConnectionGoneError):
+            return True
+        gone = self.gate.gone or self.gate.close_code is not None
+        return gone and isinstance(exc, OSError | RuntimeError)
+
+    async def _end(self, code: int, reason: str, *, by: str) -> None:
+        if self.state is State.OPEN and self.gate.close_nowait(code, reason):
+            self._closing(code, reason, by)
+            await self.gate.flush(CLOSE_TIMEOUT)
+        self._teardown_now()
+
+    def _teardown_now(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            self._pump_task = None
+        self.gate.abandon()
+        self._finish()
+
+    def _opened(self) -> None:
+        self.state = State.OPEN
+        self.accepted_at = time.monotonic()
+        self.hub._opened(self)
+        if self._heartbeat_on:
+            now = self.hub.clock_now()
+            self.heartbeat.last_seen = now
+            self.hub._watch(self, now + self.heartbeat.interval)
+        self._pump_task = asyncio.get_running_loop().create_task(
+            self._pump(), name=f"asgi_ws_stabilizer:pump:{self.connection_id}"
+        )
+
+    def _closing(self, code: int, reason: str, by: str) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+            self.closed_by = by
+        if self.state is State.OPEN:
+            self.state = State.CLOSING
+
+    def _abort(self, code: int, reason: str) -> None:
+        """The middleware ends the connection: close frame out next, the app sees the code."""
+        if self.gate.close_nowait(code, reason, discard=True):
+            self._closing(code, reason, "middleware")
+            self.inbox.finish({"type": "websocket.disconnect", "code": code, "reason": reason})
+
+    def _peer_left(self, message: Message) -> None:
+        self.gate.mark_gone()
+        if self.close_code is None:
+            self.close_code = int(message.get("code") or CloseCode.NORMAL)
+            self.close_reason = message.get("reason") or ""
+            self.closed_by = "client"
+        self.inbox.finish(message)
+        self._finish()
+
+    def _transport_failed(self, exc: BaseException) -> None:
+        self.log.debug("transport_failed", error=type(exc).__name__)
+        self._peer_left({"type": "websocket.disconnect", "code": 1006, "reason": ""})
+
+    def _finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        previous = self.state
+        self.state = State.CLOSED if previous is not State.REFUSED else previous
+        self.inbox.finish({"type": "websocket.disconnect", "code": self.close_code or 1006})
+        self.hub._finished(self, accepted=self.accepted_at is not None)
+
+    # -- the pump ---------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        receive = self._receive
+        inbox = self.inbox
+        heartbeat = self.heartbeat
+        beating = self._heartbeat_on
+        ping_text = self._ping["text"]
+        pong_text = self._pong["text"]
+        max_size = self._max_size
+        traffic = self.traffic
+        clock_now = self.hub.clock_now
+        try:
+            while True:
+                message = await receive()
+                kind = message["type"]
+                if kind == "websocket.receive":
+                    text = message.get("text")
+                    if beating:
+                        now = clock_now()
+                        if text == pong_text:
+                            rtt = heartbeat.saw_pong(now)
+                            if rtt is not None:
+                                self.hub.counters.rtt.add(rtt)
+                            continue
+                        heartbeat.saw_frame(now)
+                        if text == ping_text:
+                            self.gate.send_nowait(self._pong)
+                            continue
+                    if self.close_code is not None:
+                        continue  # closing: the app has been told, more data is moot
+                    size = payload_size(message)
+                    if max_size is not None and size > max_size:
+                        self.hub.counters.oversized_messages += 1
+                        self.log.info("message_too_big", size=size, limit=max_size)
+                        self._abort(
+                            CloseCode.MESSAGE_TOO_BIG,
+                            f"message of {size} bytes exceeds limit of {max_size} bytes",
+                        )
+                        continue
+                    traffic.messages_in += 1
+                    traffic.bytes_in += size
+                    if inbox.full():
+                        # The app, not the peer, is slow: stop reading (the server's own flow
+                        # control takes over) and do not time the peer out meanwhile.
+                        heartbeat.paused = True
+                        try:
+                            await inbox.put(message)
+                        finally:
+                            heartbeat.paused = False
+                            heartbeat.saw_frame(clock_now())
+                    else:
+                        inbox.put_nowait(message)
+                elif kind == "websocket.disconnect":
+                    self._peer_left(message)
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the server's receive failed: the socket is unusable
+            self.log.debug("receive_failed", error=type(exc).__name__)
+            self._peer_left({"type": "websocket.disconnect", "code": 1006, "reason": ""})
+
+    # -- heartbeat hooks (called by the scheduler) ------------------------------------------
+
+    def send_ping(self) -> None:
+        """Queue the heartbeat ping."""
+        if self.gate.send_nowait(self._ping):
+            self.hub.counters.pings_sent += 1
+
+    def heartbeat_expired(self) -> None:
+        """No frame came within ``heartbeat_timeout`` of a ping: close 4408."""
+        if self.close_code is not None or self.finished:
+            return
+        self.hub.counters.heartbeat_timeouts += 1
+        self.log.info(
+            "heartbeat_timeout",
+            client_id=self.client_id,
+            interval=self.heartbeat.interval,
+            timeout=self.heartbeat.timeout,
+        )
+        self._abort(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+        # The peer may never answer our close: stop counting it as connected now.
+        self._finish()

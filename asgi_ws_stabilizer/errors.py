@@ -1,0 +1,53 @@
+"""Exceptions raised by ``asgi_ws_stabilizer``.
+
+The hierarchy::
+
+    StabilizerError
+    ├── SettingsError (also ValueError)          a setting has a bad value
+    ├── NotInstalledError (also RuntimeError)    the middleware is not in the app's stack
+    ├── StateError (also RuntimeError)           an operation in the wrong state
+    └── ConnectionGoneError (also OSError)       send on a socket that is closed or gone
+
+``ConnectionGoneError`` subclasses ``OSError`` on purpose: ASGI 2.4 says a send on a closed
+connection raises an ``OSError`` subclass, and Starlette turns ``OSError`` from ``send`` into
+``WebSocketDisconnect``, so a send-only handler loop ends on it.
+"""
+
+from __future__ import annotations
+
+
+class StabilizerError(Exception):
+    """Base class of every error this package raises."""
+
+
+class SettingsError(StabilizerError, ValueError):
+    """A setting has a bad value.
+
+    Attributes:
+        problems: one ``(field, env_var, message)`` triple per bad value.
+    """
+
+    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+        self.problems = problems
+        lines = [f"{field} (env {env}): {message}" for field, env, message in problems]
+        super().__init__("invalid asgi_ws_stabilizer settings: " + "; ".join(lines))
+
+
+class NotInstalledError(StabilizerError, RuntimeError):
+    """The stabilizer handle was asked for on a scope the middleware never saw."""
+
+
+class StateError(StabilizerError, RuntimeError):
+    """An operation was attempted in a state that does not allow it."""
+
+
+class ConnectionGoneError(StabilizerError, OSError):
+    """A send on a WebSocket that is closed or whose peer has gone.
+
+    Attributes:
+        code: the close code of the connection, when known.
+    """
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code

@@ -1,0 +1,136 @@
+"""``StabilizerMiddleware``: the pure ASGI middleware that turns everything on.
+
+::
+
+    app.add_middleware(StabilizerMiddleware)                 # settings from WS_STABILIZER_*
+    app.add_middleware(StabilizerMiddleware, heartbeat_interval=5)
+    app.add_middleware(StabilizerMiddleware, hub=hub)        # a Hub you built yourself
+    app = StabilizerMiddleware(any_asgi_app)
+
+``http`` scopes pass straight through with the hub in ``scope["state"]["stabilizer"]``;
+``lifespan`` starts and stops the hub's services; each ``websocket`` scope is admitted (or
+refused before the app is called) and then served by a ``Connection``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Send
+
+from .admission import Handshake, deny
+from .connection import Connection
+from .errors import SettingsError
+from .hub import Hub
+from .log import EventLog
+
+STATE_KEY = "stabilizer"
+"""Key in ``scope["state"]``: the connection's handle on websocket scopes, the hub on others."""
+
+
+class StabilizerMiddleware:
+    """WebSocket stabilization for any ASGI app (see the module docstring)."""
+
+    def __init__(self, app: Any, *, hub: Hub | None = None, **settings: Any) -> None:
+        """Wrap ``app``.
+
+        Args:
+            app: the ASGI app.
+            hub: a hub built beforehand, to reach it from elsewhere; its settings apply.
+            **settings: ``StabilizerSettings`` fields, overriding ``WS_STABILIZER_*`` variables.
+
+        A bad setting does not raise here, because Starlette builds middleware lazily inside
+        its first call, where servers in lifespan "auto" mode would swallow the error. It is
+        reported as ``lifespan.startup.failed`` instead, which makes the server exit, and
+        raised on any other scope.
+        """
+        self.app: ASGIApp = app
+        self.error: SettingsError | None = None
+        self._hub: Hub | None = None
+        try:
+            if hub is not None and settings:
+                raise SettingsError(
+                    [
+                        (name, "keyword argument", "pass settings to Hub(...) when you pass hub=")
+                        for name in settings
+                    ]
+                )
+            self._hub = hub if hub is not None else Hub(**settings)
+        except SettingsError as exc:
+            self.error = exc
+            EventLog().error("settings_invalid", error=str(exc))
+
+    @property
+    def hub(self) -> Hub:
+        """The hub; raises the settings error if the settings were bad."""
+        if self._hub is None:
+            assert self.error is not None
+            raise self.error
+        return self._hub
+
+    async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if self._hub is None:
+            await self._refuse_to_start(scope, receive, send)
+            return
+        if kind == "websocket":
+            await self._websocket(self._hub, scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(self._hub, scope, receive, send)
+        else:
+            state = scope.get("state")
+            if state is None:
+                state = scope["state"] = {}
+            state[STATE_KEY] = self._hub
+            await self.app(scope, receive, send)
+
+    async def _websocket(self, hub: Hub, scope: Any, receive: Receive, send: Send) -> None:
+        hub.ensure_started()
+        first: Any = await receive()
+        if first["type"] != "websocket.connect":
+            return  # the peer left before the handshake got to us
+        handshake = Handshake.from_scope(scope, hub.settings.client_id_param)
+        connection = Connection(
+            hub,
+            scope,
+            receive,
+            send,
+            first,
+            client_id=handshake.client_id,
+            remote_ip=handshake.remote_ip,
+        )
+        refusal = hub.admit(connection, handshake)
+        if refusal is not None:
+            await deny(scope, send, refusal)
+            return
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state[STATE_KEY] = connection.handle
+        await connection.run(self.app)
+
+    async def _lifespan(self, hub: Hub, scope: Any, receive: Receive, send: Send) -> None:
+        state = scope.get("state")
+        if state is not None:
+            state[STATE_KEY] = hub
+
+        async def lifespan_receive() -> Any:
+            message: Any = await receive()
+            if message["type"] == "lifespan.startup":
+                await hub.start()
+            return message
+
+        async def lifespan_send(message: Any) -> None:
+            await send(message)
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await hub.stop()
+
+        await self.app(scope, lifespan_receive, lifespan_send)
+
+    async def _refuse_to_start(self, scope: Any, receive: Receive, send: Send) -> None:
+        assert self.error is not None
+        if scope["type"] != "lifespan":
+            raise self.error
+        message: Any = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.failed", "message": str(self.error)})

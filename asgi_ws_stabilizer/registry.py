@@ -1,0 +1,85 @@
+"""The registry: every admitted connection of this process, by id, client id and address."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Generic, Protocol, TypeVar
+
+
+class Entry(Protocol):
+    """What the registry needs to know of a connection."""
+
+    @property
+    def connection_id(self) -> str: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def remote_ip(self) -> str: ...
+
+
+E = TypeVar("E", bound=Entry)
+
+
+class Registry(Generic[E]):
+    """Connections indexed three ways; adding and removing are O(1) and idempotent.
+
+    A connection is in the registry from admission (before the app runs, so that concurrent
+    handshakes cannot overshoot a limit) until its peer leaves or its handler ends.
+    """
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, E] = {}
+        self._by_client: dict[str, dict[str, E]] = {}
+        self._per_ip: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[E]:
+        return iter(list(self._by_id.values()))
+
+    def __contains__(self, connection_id: object) -> bool:
+        return connection_id in self._by_id
+
+    def get(self, connection_id: str) -> E | None:
+        """The connection with this id, if registered."""
+        return self._by_id.get(connection_id)
+
+    def add(self, entry: E) -> None:
+        """Register ``entry`` (again is a no-op)."""
+        if entry.connection_id in self._by_id:
+            return
+        self._by_id[entry.connection_id] = entry
+        self._by_client.setdefault(entry.client_id, {})[entry.connection_id] = entry
+        self._per_ip[entry.remote_ip] += 1
+
+    def remove(self, entry: E) -> bool:
+        """Unregister ``entry``; returns ``False`` when it was not registered (or was replaced)."""
+        if self._by_id.get(entry.connection_id) is not entry:
+            return False
+        del self._by_id[entry.connection_id]
+        sockets = self._by_client[entry.client_id]
+        del sockets[entry.connection_id]
+        if not sockets:
+            del self._by_client[entry.client_id]
+        self._per_ip[entry.remote_ip] -= 1
+        if self._per_ip[entry.remote_ip] <= 0:
+            del self._per_ip[entry.remote_ip]
+        return True
+
+    def of_client(self, client_id: str) -> list[E]:
+        """Every registered socket of ``client_id``."""
+        return list(self._by_client.get(client_id, {}).values())
+
+    def count_client(self, client_id: str) -> int:
+        """How many sockets ``client_id`` has open."""
+        return len(self._by_client.get(client_id, ()))
+
+    def count_ip(self, ip: str) -> int:
+        """How many sockets come from ``ip``."""
+        return self._per_ip.get(ip, 0)
+
+    def client_ids(self) -> list[str]:
+        """Client ids with at least one socket."""
+        return list(self._by_client)

@@ -1,0 +1,104 @@
+"""One heartbeat scheduler for every connection of a hub.
+
+A single timer callback, re-armed for the earliest deadline in a heap: no task per connection,
+nothing per idle connection between its deadlines, and no ``await``: pings are queued on each
+connection's gate without waiting, so one stuck socket cannot hold up anyone else's heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from .clock import LoopLagMonitor
+from .heartbeat import Beat, DeadlineHeap, HeartbeatState
+from .log import EventLog
+
+
+class Beating(Protocol):
+    """What the scheduler needs of a connection."""
+
+    heartbeat: HeartbeatState
+
+    def send_ping(self) -> None: ...
+    def heartbeat_expired(self) -> None: ...
+
+
+class HeartbeatScheduler:
+    """Drives ``HeartbeatState.poll`` for many connections from one ``call_at`` timer."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        clock: LoopLagMonitor,
+        lookup: Callable[[str], Beating | None],
+        log: EventLog,
+    ) -> None:
+        self.loop = loop
+        self.clock = clock
+        self._lookup = lookup
+        self._log = log
+        self._heap = DeadlineHeap()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self.stopped = False
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, key: str, deadline: float) -> None:
+        """Watch connection ``key``, first looking at it at ``deadline`` (adjusted clock)."""
+        if self.stopped:
+            return
+        self._heap.schedule(key, deadline)
+        self._rearm()
+
+    def remove(self, key: str) -> None:
+        """Stop watching ``key``."""
+        self._heap.remove(key)
+        if not len(self._heap):
+            self._cancel_timer()
+
+    def stop(self) -> None:
+        """Stop for good (hub shutdown)."""
+        self.stopped = True
+        self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
+    def _rearm(self) -> None:
+        deadline = self._heap.next_deadline()
+        if deadline is None or self.stopped:
+            self._cancel_timer()
+            return
+        when = self.loop.time() + max(0.0, deadline - self.clock.now())
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
+            return
+        self._cancel_timer()
+        self._timer_at = when
+        self._timer = self.loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self.clock.now()
+        for key in self._heap.pop_due(now):
+            connection = self._lookup(key)
+            if connection is None:
+                continue
+            try:
+                beat, next_deadline = connection.heartbeat.poll(now)
+                if beat is Beat.TIMEOUT:
+                    connection.heartbeat_expired()
+                    continue
+                if beat is Beat.PING:
+                    connection.send_ping()
+                self._heap.schedule(key, next_deadline)
+            except Exception:  # one bad connection must not stop everyone's heartbeat
+                self._log.error("heartbeat_error", connection_id=key, exc_info=True)
+        self._rearm()

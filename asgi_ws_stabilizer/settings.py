@@ -1,0 +1,154 @@
+"""``StabilizerSettings``: every knob, read from ``WS_STABILIZER_*`` environment variables.
+
+Precedence: keyword arguments (to the middleware or to ``StabilizerSettings``) over environment
+variables over defaults. ``None``, or an empty environment value, turns a limit off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from .errors import SettingsError
+
+ENV_PREFIX = "WS_STABILIZER_"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+_OPTIONAL_FIELDS = (
+    "heartbeat_interval",
+    "max_message_size",
+    "max_connections",
+    "max_connections_per_ip",
+    "max_connections_per_client",
+    "allowed_origins",
+    "client_id_param",
+)
+
+
+class StabilizerSettings(BaseSettings):
+    """All settings of the middleware; see the README's settings table for each one's effect.
+
+    Build it with keyword arguments to override the environment. A bad value raises
+    ``SettingsError`` naming the field and its environment variable.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    heartbeat_interval: float | None = Field(default=20.0, ge=0)
+    heartbeat_timeout: float = Field(default=10.0, gt=0)
+    ping_message: str = Field(default="ping", min_length=1)
+    pong_message: str = Field(default="pong", min_length=1)
+    max_message_size: int | None = Field(default=1024 * 1024, gt=0)
+    receive_queue_size: int = Field(default=16, ge=1)
+    max_connections: int | None = Field(default=None, gt=0)
+    max_connections_per_ip: int | None = Field(default=None, gt=0)
+    max_connections_per_client: int | None = Field(default=None, gt=0)
+    retry_after: int = Field(default=5, ge=0)
+    allowed_origins: Annotated[list[str] | None, NoDecode] = None
+    client_id_param: str | None = Field(default="client_id", min_length=1)
+    loop_stall_threshold: float = Field(default=0.5, gt=0)
+    log_level: LogLevel = "INFO"
+
+    @field_validator(*_OPTIONAL_FIELDS, mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() == "":
+            return None
+        return value
+
+    @field_validator("heartbeat_interval")
+    @classmethod
+    def _zero_interval_is_off(cls, value: float | None) -> float | None:
+        return None if value == 0 else value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"not a JSON list: {exc.msg}") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _normalise_origins(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        normalised = []
+        for origin in value:
+            origin = origin.strip().rstrip("/").lower()
+            if origin != "*" and "://" not in origin:
+                raise ValueError(
+                    f"origin {origin!r} must be '*' or look like 'https://example.com[:port]'"
+                )
+            normalised.append(origin)
+        return normalised
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_together(self) -> StabilizerSettings:
+        if self.ping_message == self.pong_message:
+            raise ValueError("ping_message and pong_message must differ")
+        return self
+
+    @property
+    def heartbeat_enabled(self) -> bool:
+        """Whether the middleware sends heartbeat pings at all."""
+        return self.heartbeat_interval is not None
+
+
+def env_var(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: Any) -> StabilizerSettings:
+    """Build settings from the environment and ``overrides``, with errors that name env vars.
+
+    Raises:
+        SettingsError: a value is missing, of the wrong type, out of range, or unknown.
+    """
+    try:
+        return StabilizerSettings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
+            field = loc[0] if loc else "settings"
+            message = error["msg"].removeprefix("Value error, ")
+            message = message[:1].lower() + message[1:]
+            if error["type"] == "extra_forbidden":
+                problems.append((field, "no such setting", "unknown keyword argument"))
+                continue
+            if "input" in error and not isinstance(error["input"], dict):
+                message += f" (got {error['input']!r})"
+            problems.append((field, env_var(field) if loc else ENV_PREFIX + "*", message))
+        raise SettingsError(problems) from None
+
+
+def unknown_env_vars(environ: dict[str, str] | None = None) -> list[str]:
+    """``WS_STABILIZER_*`` variables that name no setting (usually a typo)."""
+    environ = dict(os.environ) if environ is None else environ
+    known = {env_var(name) for name in StabilizerSettings.model_fields}
+    return sorted(
+        key for key in environ if key.upper().startswith(ENV_PREFIX) and key.upper() not in known
+    )
