@@ -1,0 +1,127 @@
+"""Heartbeat on the wire: pings, hidden pongs, 4408 on silence, send-only handlers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from asgi_ws_stabilizer import CloseCode, Hub
+
+from ..apps import build
+from ..conftest import client, recv_until
+from ..servers import serve
+from ..timing import t
+
+INTERVAL = t(0.2)
+TIMEOUT = t(0.2)
+MARGIN = t(0.35)
+
+
+def fast_hub() -> Hub:
+    return Hub(heartbeat_interval=INTERVAL, heartbeat_timeout=TIMEOUT)
+
+
+async def wait_count(hub: Hub, count: int, within: float) -> None:
+    """Wait until the hub counts ``count`` connections, failing after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while hub.connection_count != count:
+        assert loop.time() < deadline, f"hub still counts {hub.connection_count}, not {count}"
+        await asyncio.sleep(0.01)
+
+
+async def test_idle_client_gets_ping_and_pong_keeps_it_alive(
+    server_kind: str, flavour: str
+) -> None:
+    """An idle client is pinged; answering pong keeps it open for 10+ intervals; pong is hidden."""
+    hub = fast_hub()
+    app, rec = build(flavour, hub)
+    async with serve(app, server_kind) as url, client(url + "/record") as ws:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        pings = 0
+        while loop.time() - start < 10.5 * INTERVAL:
+            frame = await asyncio.wait_for(ws.recv(), INTERVAL + TIMEOUT + MARGIN)
+            assert frame == "ping"
+            pings += 1
+            await ws.send("pong")
+        await ws.send("data")
+        assert await asyncio.wait_for(ws.recv(), 2) == "ok"
+        assert hub.connection_count == 1
+    assert pings >= 8
+    assert rec.received == ["data"]  # the app saw the data, never a pong
+    await wait_count(hub, 0, 2)
+    assert hub.stats()["rtt"]["samples"] >= 8
+
+
+async def test_silent_client_closed_4408_in_time(server_kind: str, flavour: str) -> None:
+    """A client that stops answering is closed 4408 within interval + timeout + margin."""
+    hub = fast_hub()
+    app, _ = build(flavour, hub)
+    async with serve(app, server_kind) as url, client(url + "/record") as ws:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        assert await asyncio.wait_for(ws.recv(), INTERVAL + MARGIN) == "ping"
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), INTERVAL + TIMEOUT + MARGIN)
+        elapsed = loop.time() - start
+        assert ws.close_code == CloseCode.HEARTBEAT_TIMEOUT
+        assert ws.close_reason == "heartbeat timeout"
+        assert elapsed <= INTERVAL + TIMEOUT + MARGIN
+        await wait_count(hub, 0, 2)
+    assert hub.stats()["heartbeat_timeouts"] == 1
+    assert hub.stats()["closes"] == {"4408": 1}
+
+
+async def test_client_ping_answered_and_hidden(server_kind: str) -> None:
+    """A client's own ping gets pong back and never reaches the app."""
+    hub = fast_hub()
+    app, rec = build("starlette", hub)
+    async with serve(app, server_kind) as url, client(url + "/record") as ws:
+        await ws.send("ping")
+        frames = await recv_until(ws, "pong", 2)
+        assert frames[-1] == "pong"
+        await ws.send("after")
+        await recv_until(ws, "ok", 2)
+    assert rec.received == ["after"]
+
+
+async def test_any_inbound_frame_counts_as_life(server_kind: str) -> None:
+    """A client that keeps sending data but never answers ping is not timed out."""
+    hub = fast_hub()
+    app, rec = build("starlette", hub)
+    async with serve(app, server_kind) as url, client(url + "/record") as ws:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while loop.time() - start < 5 * (INTERVAL + TIMEOUT):
+            await ws.send("data")
+            await asyncio.sleep(INTERVAL / 2)
+        assert hub.connection_count == 1
+    assert len(rec.received) >= 10
+
+
+async def test_send_only_handler(server_kind: str, flavour: str) -> None:
+    """A handler that never receives still gets pongs processed and ends when the peer leaves."""
+    hub = fast_hub()
+    app, rec = build(flavour, hub)
+    async with serve(app, server_kind) as url:
+        async with client(url + "/sendonly") as ws:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            ticks = pings = 0
+            while loop.time() - start < 10 * INTERVAL:
+                frame = await asyncio.wait_for(ws.recv(), INTERVAL + TIMEOUT)
+                if frame == "ping":
+                    pings += 1
+                    await ws.send("pong")
+                else:
+                    ticks += 1
+            assert hub.connection_count == 1
+            assert pings >= 5
+            assert ticks > 0
+            assert hub.stats()["heartbeat_timeouts"] == 0
+        await wait_count(hub, 0, t(0.5))
+        await asyncio.wait_for(rec.send_loop_ended.wait(), t(1))
+    assert hub.stats()["rtt"]["samples"] >= 5
