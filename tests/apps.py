@@ -92,7 +92,7 @@ def build(flavour: str, hub: Hub | None = None, **settings: Any) -> tuple[Any, R
         await websocket.accept()
         async for text in websocket.iter_text():
             if text.startswith("block "):
-                time.sleep(float(text.split()[1]))  # the classic mistake, on purpose
+                time.sleep(float(text.split()[1]))  # noqa: ASYNC251  (the classic mistake, on purpose)
             await websocket.send_text(text)
 
     async def handle_info(websocket: WebSocket) -> None:
