@@ -21,7 +21,13 @@ from .clock import LoopLagMonitor
 from .log import EventLog
 from .registry import Registry
 from .scheduler import HeartbeatScheduler
-from .settings import StabilizerSettings, load_settings, unknown_env_vars
+from .settings import (
+    SettingsOverrides,
+    StabilizerSettings,
+    Unpack,
+    load_settings,
+    unknown_env_vars,
+)
 from .stats import Stats, Traffic
 
 if TYPE_CHECKING:
@@ -31,7 +37,9 @@ if TYPE_CHECKING:
 class Hub:
     """Registry, heartbeat, admission and statistics for every connection of one process."""
 
-    def __init__(self, settings: StabilizerSettings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self, settings: StabilizerSettings | None = None, **overrides: Unpack[SettingsOverrides]
+    ) -> None:
         """Build a hub from ``settings``, or from the environment plus ``overrides``.
 
         Raises:

@@ -23,6 +23,7 @@ from .connection import Connection
 from .errors import SettingsError
 from .hub import Hub
 from .log import EventLog
+from .settings import SettingsOverrides, Unpack
 
 STATE_KEY = "stabilizer"
 """Key in ``scope["state"]``: the connection's handle on websocket scopes, the hub on others."""
@@ -31,7 +32,9 @@ STATE_KEY = "stabilizer"
 class StabilizerMiddleware:
     """WebSocket stabilization for any ASGI app (see the module docstring)."""
 
-    def __init__(self, app: Any, *, hub: Hub | None = None, **settings: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, *, hub: Hub | None = None, **settings: Unpack[SettingsOverrides]
+    ) -> None:
         """Wrap ``app``.
 
         Args:

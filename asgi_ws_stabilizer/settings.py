@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated, Any, Literal
+import sys
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import SettingsError
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
+
+__all__ = ["SettingsOverrides", "StabilizerSettings", "Unpack", "load_settings"]
 
 ENV_PREFIX = "WS_STABILIZER_"
 
@@ -28,6 +36,25 @@ _OPTIONAL_FIELDS = (
     "allowed_origins",
     "client_id_param",
 )
+
+
+class SettingsOverrides(TypedDict, total=False):
+    """Keyword arguments that override settings; type checkers catch a misspelt name."""
+
+    heartbeat_interval: float | None
+    heartbeat_timeout: float
+    ping_message: str
+    pong_message: str
+    max_message_size: int | None
+    receive_queue_size: int
+    max_connections: int | None
+    max_connections_per_ip: int | None
+    max_connections_per_client: int | None
+    retry_after: int
+    allowed_origins: list[str] | str | None
+    client_id_param: str | None
+    loop_stall_threshold: float
+    log_level: str
 
 
 class StabilizerSettings(BaseSettings):
@@ -121,14 +148,14 @@ def env_var(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
-def load_settings(**overrides: Any) -> StabilizerSettings:
+def load_settings(**overrides: Unpack[SettingsOverrides]) -> StabilizerSettings:
     """Build settings from the environment and ``overrides``, with errors that name env vars.
 
     Raises:
         SettingsError: a value is missing, of the wrong type, out of range, or unknown.
     """
     try:
-        return StabilizerSettings(**overrides)
+        return StabilizerSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

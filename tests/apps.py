@@ -125,7 +125,7 @@ def build(flavour: str, hub: Hub | None = None, **settings: Any) -> tuple[Any, R
 
         return StreamingResponse(chunks(), media_type="text/plain")
 
-    ws_routes = {
+    ws_routes: dict[str, Any] = {
         "/echo": echo,
         "/record": record,
         "/sendonly": send_only,
@@ -136,7 +136,7 @@ def build(flavour: str, hub: Hub | None = None, **settings: Any) -> tuple[Any, R
         "/block": block,
         "/info": handle_info,
     }
-    http_routes = {"/stats": stats, "/plain": plain, "/stream": stream}
+    http_routes: dict[str, Any] = {"/stats": stats, "/plain": plain, "/stream": stream}
     app: Any
     if flavour == "starlette":
         routes: list[Any] = [WebSocketRoute(p, h) for p, h in ws_routes.items()]

@@ -59,7 +59,7 @@ async def serve(app: Any, kind: str) -> AsyncIterator[str]:
             app,
             host="127.0.0.1",
             port=port,
-            ws=_UVICORN_WS[kind],  # type: ignore[arg-type]
+            ws=_UVICORN_WS[kind],
             lifespan="on",
             log_level="warning",
             timeout_graceful_shutdown=5,

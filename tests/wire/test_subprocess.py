@@ -1,0 +1,167 @@
+"""A server in its own process, configured by environment variables only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from ..conftest import client
+from ..servers import free_port, wait_for_port
+from ..timing import t
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.wire.envapp:app"
+PROCESS_KINDS = ("uvicorn-sansio", "hypercorn")
+
+
+def command(kind: str, port: int) -> list[str]:
+    if kind == "hypercorn":
+        return [sys.executable, "-m", "hypercorn", APP, "--bind", f"127.0.0.1:{port}"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        APP,
+        "--port",
+        str(port),
+        "--ws",
+        "websockets-sansio",
+        "--lifespan",
+        "on",
+        "--timeout-graceful-shutdown",
+        "3",
+    ]
+
+
+def start(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("WS_STABILIZER_")}
+    full_env.update(env)
+    return subprocess.Popen(
+        command(kind, port),
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    out, _ = process.communicate(timeout=10)
+    return out
+
+
+@contextlib.asynccontextmanager
+async def running(kind: str, env: dict[str, str]) -> AsyncIterator[tuple[str, list[str]]]:
+    """A server process; yields its URL and, after exit, its output in the list."""
+    port = free_port()
+    process = start(kind, port, env)
+    output: list[str] = []
+    try:
+        await wait_for_port(port, 20)
+        yield f"ws://127.0.0.1:{port}", output
+    finally:
+        output.append(await asyncio.to_thread(stop, process))
+
+
+@pytest.mark.parametrize("kind", PROCESS_KINDS)
+async def test_env_vars_configure_the_middleware(kind: str) -> None:
+    """WS_STABILIZER_* variables set the heartbeat and the connection limit."""
+    env = {
+        "WS_STABILIZER_HEARTBEAT_INTERVAL": str(t(0.2)),
+        "WS_STABILIZER_HEARTBEAT_TIMEOUT": str(t(0.2)),
+        "WS_STABILIZER_MAX_CONNECTIONS": "1",
+        "WS_STABILIZER_PING_MESSAGE": "are-you-there",
+    }
+    async with running(kind, env) as (url, _), client(url + "/echo") as ws:
+        assert await asyncio.wait_for(ws.recv(), t(1)) == "are-you-there"
+        with pytest.raises(InvalidStatus) as refused:
+            async with client(url + "/echo"):
+                pass
+        assert refused.value.response.status_code == 503
+
+
+@pytest.mark.parametrize("kind", PROCESS_KINDS)
+async def test_bad_env_value_stops_the_server(kind: str) -> None:
+    """A bad WS_STABILIZER_* value makes the server exit at start-up, naming the variable."""
+    port = free_port()
+    process = start(kind, port, {"WS_STABILIZER_HEARTBEAT_TIMEOUT": "-1"})
+    try:
+        code = await asyncio.to_thread(process.wait, 20)
+    finally:
+        output = stop(process)
+    # The process has exited instead of serving. uvicorn exits with status 3; hypercorn 0.18
+    # raises LifespanFailureError and still exits with status 0 (its own choice).
+    if kind != "hypercorn":
+        assert code != 0, output
+    assert "startup" in output.lower()
+    assert "WS_STABILIZER_HEARTBEAT_TIMEOUT" in output
+    assert "greater than 0" in output
+
+
+async def test_loop_stall_does_not_close_healthy_clients() -> None:
+    """A 1 s loop stall is logged and does not close clients whose pongs it delayed."""
+    interval = timeout = t(0.2)
+    env = {
+        "WS_STABILIZER_HEARTBEAT_INTERVAL": str(interval),
+        "WS_STABILIZER_HEARTBEAT_TIMEOUT": str(timeout),
+        "WS_STABILIZER_LOOP_STALL_THRESHOLD": "0.5",
+    }
+    async with running("uvicorn-sansio", env) as (url, output):
+        async with client(url + "/echo") as healthy, client(url + "/echo") as blocker:
+            done = asyncio.Event()
+            echoes: list[str | bytes] = []
+
+            async def answer(ws: Any) -> int:
+                pings = 0
+                while not done.is_set():
+                    try:
+                        frame = await asyncio.wait_for(ws.recv(), 0.05)
+                    except TimeoutError:
+                        continue
+                    if frame == "ping":
+                        pings += 1
+                        await ws.send("pong")
+                    else:
+                        echoes.append(frame)
+                return pings
+
+            # Stall the server right after it pinged `healthy`, and answer that ping only
+            # while the server is stalled: the pong then sits unread in the kernel when the
+            # ping's deadline passes. Only the stall-adjusted clock keeps `healthy` open.
+            assert await asyncio.wait_for(healthy.recv(), 2 * interval) == "ping"
+            await blocker.send("block 1.0")
+            await asyncio.sleep(0.1)
+            await healthy.send("pong")
+            answering = [asyncio.create_task(answer(ws)) for ws in (healthy, blocker)]
+            await asyncio.sleep(1.0 + 6 * interval)
+            await blocker.send("still there?")
+            await asyncio.sleep(interval)
+            done.set()
+            pings = await asyncio.gather(*answering)
+            assert healthy.close_code is None
+            assert blocker.close_code is None
+            assert min(pings) >= 5
+            assert echoes == ["block 1.0", "still there?"]
+    log = output[0]
+    lags = [float(m) for m in re.findall(r"event_loop_blocked.*?lag_ms=([\d.]+)", log)]
+    assert lags, log
+    assert max(lags) >= 900
+    assert "heartbeat_timeout" not in log
