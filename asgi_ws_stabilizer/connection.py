@@ -157,7 +157,7 @@ class Connection:
             reason = message.get("reason") or ""
             if self.gate.close_nowait(code, reason):
                 self._closing(code, reason, "app")
-                await self.gate.flush()
+                await self.gate.flush(CLOSE_TIMEOUT)
         else:
             if kind.startswith("websocket.http.response") and self.state is State.CONNECTING:
                 self.state = State.REFUSED

@@ -124,4 +124,30 @@ async def test_send_only_handler(server_kind: str, flavour: str) -> None:
             assert hub.stats()["heartbeat_timeouts"] == 0
         await wait_count(hub, 0, t(0.5))
         await asyncio.wait_for(rec.send_loop_ended.wait(), t(1))
+    # The loop ended because its next send raised (Starlette turns our OSError into this).
+    assert rec.send_loop_error == ["WebSocketDisconnect"]
     assert hub.stats()["rtt"]["samples"] >= 5
+
+
+async def test_without_lifespan_services_start_on_first_connection() -> None:
+    """With uvicorn's lifespan off, the heartbeat still runs (started by the first socket)."""
+    import uvicorn
+
+    from ..servers import free_port, wait_for_port
+
+    hub = fast_hub()
+    app, _ = build("starlette", hub)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_for_port(port)
+        assert not hub.running
+        async with client(f"ws://127.0.0.1:{port}/record") as ws:
+            assert await asyncio.wait_for(ws.recv(), INTERVAL + MARGIN) == "ping"
+            assert hub.running
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, t(10))
