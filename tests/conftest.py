@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,15 +44,3 @@ async def recv_until(ws: ClientConnection, want: str, timeout: float) -> list[st
                 return seen
 
     return await asyncio.wait_for(collect(), timeout)
-
-
-@pytest.fixture
-def no_leftover_tasks() -> Iterator[None]:
-    """Fail if a test leaves tasks of ours running."""
-    yield
-    ours = [
-        task
-        for task in asyncio.all_tasks()
-        if task.get_name().startswith("asgi_ws_stabilizer") and not task.done()
-    ]
-    assert not ours, ours

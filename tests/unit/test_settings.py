@@ -1,0 +1,244 @@
+"""StabilizerSettings: defaults, environment, precedence, parsing and errors naming env vars."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from asgi_ws_stabilizer import SettingsError, StabilizerSettings
+from asgi_ws_stabilizer.settings import env_var, load_settings, unknown_env_vars
+
+
+def test_defaults() -> None:
+    """With no environment and no arguments every setting has its documented default."""
+    s = load_settings()
+    assert s.heartbeat_interval == 20.0
+    assert s.heartbeat_timeout == 10.0
+    assert s.ping_message == "ping"
+    assert s.pong_message == "pong"
+    assert s.max_message_size == 1024 * 1024
+    assert s.receive_queue_size == 16
+    assert s.max_connections is None
+    assert s.max_connections_per_ip is None
+    assert s.max_connections_per_client is None
+    assert s.retry_after == 5
+    assert s.allowed_origins is None
+    assert s.client_id_param == "client_id"
+    assert s.loop_stall_threshold == 0.5
+    assert s.log_level == "INFO"
+    assert s.heartbeat_enabled
+
+
+def test_env_var_names() -> None:
+    """Each field's env var is the prefix plus the upper-cased field name."""
+    assert env_var("heartbeat_interval") == "WS_STABILIZER_HEARTBEAT_INTERVAL"
+
+
+def test_env_vars_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``WS_STABILIZER_*`` variables set the matching fields, converted to their types."""
+    monkeypatch.setenv("WS_STABILIZER_HEARTBEAT_INTERVAL", "5")
+    monkeypatch.setenv("WS_STABILIZER_HEARTBEAT_TIMEOUT", "2.5")
+    monkeypatch.setenv("WS_STABILIZER_MAX_CONNECTIONS", "100")
+    monkeypatch.setenv("WS_STABILIZER_PING_MESSAGE", "hb")
+    monkeypatch.setenv("WS_STABILIZER_LOG_LEVEL", "warning")
+    s = load_settings()
+    assert s.heartbeat_interval == 5.0
+    assert s.heartbeat_timeout == 2.5
+    assert s.max_connections == 100
+    assert s.ping_message == "hb"
+    assert s.log_level == "WARNING"
+
+
+def test_keyword_arguments_override_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A keyword argument wins over the environment variable of the same setting."""
+    monkeypatch.setenv("WS_STABILIZER_HEARTBEAT_INTERVAL", "5")
+    monkeypatch.setenv("WS_STABILIZER_MAX_CONNECTIONS", "100")
+    s = load_settings(heartbeat_interval=7)
+    assert s.heartbeat_interval == 7.0
+    assert s.max_connections == 100
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("WS_STABILIZER_MAX_MESSAGE_SIZE", "max_message_size"),
+        ("WS_STABILIZER_HEARTBEAT_INTERVAL", "heartbeat_interval"),
+        ("WS_STABILIZER_CLIENT_ID_PARAM", "client_id_param"),
+    ],
+)
+def test_empty_env_value_turns_limit_off(
+    monkeypatch: pytest.MonkeyPatch, name: str, field: str
+) -> None:
+    """An empty environment value turns a setting with a default off (``None``)."""
+    monkeypatch.setenv(name, "")
+    assert getattr(load_settings(), field) is None
+
+
+def test_empty_allowed_origins_env_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty ``WS_STABILIZER_ALLOWED_ORIGINS`` means the default policy, not an empty list."""
+    monkeypatch.setenv("WS_STABILIZER_ALLOWED_ORIGINS", "")
+    assert load_settings().allowed_origins is None
+
+
+def test_none_keyword_turns_limit_off() -> None:
+    """``None`` as a keyword argument turns a limit off."""
+    assert load_settings(max_message_size=None).max_message_size is None
+
+
+@pytest.mark.parametrize("value", ["0", "0.0"])
+def test_zero_heartbeat_interval_env_turns_heartbeat_off(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """``WS_STABILIZER_HEARTBEAT_INTERVAL=0`` turns the heartbeat off."""
+    monkeypatch.setenv("WS_STABILIZER_HEARTBEAT_INTERVAL", value)
+    s = load_settings()
+    assert s.heartbeat_interval is None
+    assert not s.heartbeat_enabled
+
+
+def test_zero_heartbeat_interval_keyword_turns_heartbeat_off() -> None:
+    """``heartbeat_interval=0`` turns the heartbeat off."""
+    assert load_settings(heartbeat_interval=0).heartbeat_interval is None
+
+
+def test_allowed_origins_from_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A comma list of origins is split, trimmed, lower-cased and stripped of trailing slashes."""
+    monkeypatch.setenv(
+        "WS_STABILIZER_ALLOWED_ORIGINS", " https://A.example.com/ , http://b.example.com:8080,"
+    )
+    assert load_settings().allowed_origins == [
+        "https://a.example.com",
+        "http://b.example.com:8080",
+    ]
+
+
+def test_allowed_origins_from_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JSON list of origins is accepted too."""
+    monkeypatch.setenv(
+        "WS_STABILIZER_ALLOWED_ORIGINS", '["https://a.example.com", "https://b.example.com"]'
+    )
+    assert load_settings().allowed_origins == ["https://a.example.com", "https://b.example.com"]
+
+
+def test_allowed_origins_star(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``*`` allows every origin and is kept as is."""
+    monkeypatch.setenv("WS_STABILIZER_ALLOWED_ORIGINS", "*")
+    assert load_settings().allowed_origins == ["*"]
+
+
+def test_allowed_origins_keyword_list() -> None:
+    """A list passed as a keyword argument is normalised the same way."""
+    assert load_settings(allowed_origins=["HTTPS://X.example/"]).allowed_origins == [
+        "https://x.example"
+    ]
+
+
+def test_allowed_origins_accepts_null() -> None:
+    """``null`` may be listed to allow the opaque origin of sandboxed pages."""
+    assert load_settings(allowed_origins=["NULL", "https://a.example"]).allowed_origins == [
+        "null",
+        "https://a.example",
+    ]
+
+
+def test_allowed_origin_that_does_not_parse_is_rejected() -> None:
+    """An allowed origin that cannot be parsed fails at start-up, naming the env var."""
+    with pytest.raises(SettingsError, match="WS_STABILIZER_ALLOWED_ORIGINS"):
+        load_settings(allowed_origins=["https://example.com:99999"])
+
+
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        ("WS_STABILIZER_HEARTBEAT_TIMEOUT", "abc"),
+        ("WS_STABILIZER_HEARTBEAT_TIMEOUT", "0"),
+        ("WS_STABILIZER_HEARTBEAT_TIMEOUT", ""),
+        ("WS_STABILIZER_HEARTBEAT_INTERVAL", "-1"),
+        ("WS_STABILIZER_MAX_CONNECTIONS", "0"),
+        ("WS_STABILIZER_MAX_MESSAGE_SIZE", "1.5"),
+        ("WS_STABILIZER_RECEIVE_QUEUE_SIZE", "0"),
+        ("WS_STABILIZER_RETRY_AFTER", "-1"),
+        ("WS_STABILIZER_LOG_LEVEL", "loud"),
+        ("WS_STABILIZER_ALLOWED_ORIGINS", "example.com"),
+        ("WS_STABILIZER_ALLOWED_ORIGINS", "[not json"),
+        ("WS_STABILIZER_PING_MESSAGE", ""),
+    ],
+)
+def test_bad_env_value_names_env_var(monkeypatch: pytest.MonkeyPatch, env: str, value: str) -> None:
+    """A bad environment value raises ``SettingsError`` (a ``ValueError``) naming the variable."""
+    monkeypatch.setenv(env, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert isinstance(info.value, ValueError)
+    assert env in str(info.value)
+    assert [problem[1] for problem in info.value.problems] == [env]
+
+
+def test_bad_keyword_value_names_env_var_and_value() -> None:
+    """A bad keyword value is reported with the field, its env var and the value given."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(heartbeat_timeout=-1)
+    message = str(info.value)
+    assert "heartbeat_timeout" in message
+    assert "WS_STABILIZER_HEARTBEAT_TIMEOUT" in message
+    assert "-1" in message
+
+
+def test_every_bad_value_is_reported() -> None:
+    """Several bad values are all reported at once."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(heartbeat_timeout=0, receive_queue_size=0)
+    assert {field for field, _, _ in info.value.problems} == {
+        "heartbeat_timeout",
+        "receive_queue_size",
+    }
+
+
+def test_unknown_keyword_argument() -> None:
+    """A misspelt keyword argument is an error that names it."""
+    overrides: dict[str, Any] = {"heartbeat_intervl": 5}
+    with pytest.raises(SettingsError, match="heartbeat_intervl") as info:
+        load_settings(**overrides)
+    assert info.value.problems == [
+        ("heartbeat_intervl", "no such setting", "unknown keyword argument")
+    ]
+
+
+def test_ping_equal_to_pong_rejected() -> None:
+    """The ping and pong messages must differ, or a ping could not be told from a pong."""
+    with pytest.raises(SettingsError, match="ping_message and pong_message must differ"):
+        load_settings(ping_message="beat", pong_message="beat")
+
+
+def test_settings_are_frozen() -> None:
+    """Settings cannot be changed after they are built."""
+    s = StabilizerSettings()
+    with pytest.raises(ValueError, match="frozen"):
+        s.heartbeat_timeout = 1.0
+
+
+def test_unknown_env_vars_finds_typos() -> None:
+    """Prefixed variables that name no setting are listed, sorted; others are ignored."""
+    environ = {
+        "WS_STABILIZER_HEARTBEAT_INTERVL": "5",
+        "ws_stabilizer_max_conections": "3",
+        "WS_STABILIZER_HEARTBEAT_INTERVAL": "5",
+        "PATH": "/bin",
+    }
+    assert unknown_env_vars(environ) == [
+        "WS_STABILIZER_HEARTBEAT_INTERVL",
+        "ws_stabilizer_max_conections",
+    ]
+
+
+def test_unknown_env_vars_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an argument the process environment is checked."""
+    monkeypatch.setenv("WS_STABILIZER_RETRY_AFTR", "3")
+    assert unknown_env_vars() == ["WS_STABILIZER_RETRY_AFTR"]
+
+
+def test_unknown_env_var_does_not_break_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in the environment does not stop the settings from loading."""
+    monkeypatch.setenv("WS_STABILIZER_RETRY_AFTR", "3")
+    assert load_settings().retry_after == 5
