@@ -11,16 +11,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from starlette.types import Send
 
+from .origins import normalise_origin, same_origin
 from .settings import StabilizerSettings
 
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~:@-]{1,128}")
 """What a client id may look like: URL-safe characters, at most 128 of them."""
-
-_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
 @dataclass(frozen=True)
@@ -68,47 +67,6 @@ def _query_param(query: bytes, name: str) -> str | None:
     return None
 
 
-def _split_origin(origin: str) -> tuple[str, str, int] | None:
-    try:
-        parts = urlsplit(origin)
-        port = parts.port
-    except ValueError:
-        return None
-    if not parts.scheme or not parts.hostname:
-        return None
-    scheme = parts.scheme.lower()
-    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS.get(scheme, 0)
-
-
-def normalise_origin(origin: str) -> str | None:
-    """``scheme://host[:port]`` in lower case without a default port, or ``None`` if malformed."""
-    split = _split_origin(origin.strip())
-    if split is None:
-        return None
-    scheme, host, port = split
-    if port == _DEFAULT_PORTS.get(scheme):
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{port}"
-
-
-def same_origin(origin: str, host_header: str | None) -> bool:
-    """Whether ``origin`` names the host the client connected to (its Host header)."""
-    split = _split_origin(origin)
-    if split is None or not host_header:
-        return False
-    scheme, host, port = split
-    try:
-        target = urlsplit("//" + host_header.strip())
-        target_port = target.port
-    except ValueError:
-        return False
-    if (target.hostname or "").lower() != host:
-        return False
-    if target_port is None:
-        return port == _DEFAULT_PORTS.get(scheme)
-    return target_port == port
-
-
 class Admission:
     """The admission rules of one hub."""
 
@@ -116,11 +74,14 @@ class Admission:
         self.settings = settings
         origins = settings.allowed_origins
         self._any_origin = origins is not None and "*" in origins
-        self._origins = (
-            None
-            if origins is None
-            else {o if o == "null" else normalise_origin(o) for o in origins if o != "*"}
-        )
+        self._origins: set[str] | None = None
+        if origins is not None:
+            self._origins = {o for o in origins if o in ("null", "*")}
+            for origin in origins:
+                normalised = normalise_origin(origin)
+                if normalised is not None:
+                    self._origins.add(normalised)
+            self._origins.discard("*")
 
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
         """Origin policy: no Origin header is allowed (non-browser clients send none)."""
@@ -130,7 +91,8 @@ class Admission:
             return same_origin(origin, host)
         if origin.strip().lower() == "null":
             return "null" in self._origins
-        return normalise_origin(origin) in self._origins
+        normalised = normalise_origin(origin)
+        return normalised is not None and normalised in self._origins
 
     def check(
         self,

@@ -42,15 +42,19 @@ class LagClock:
         """The probe ran at ``now``; returns how late it was (0 within jitter)."""
         lag = self._late(now)
         if lag:
-            self.stalled += lag
+            self.stalled += lag - self.jitter
             self.stalls += 1
             self.max_lag = max(self.max_lag, lag)
         self.expected = None
         return lag
 
     def adjusted(self, now: float) -> float:
-        """``now`` minus every stall so far, the current one included."""
-        return now - self.stalled - self._late(now)
+        """``now`` minus every stall so far, the current one included.
+
+        Only lateness beyond ``jitter`` is subtracted, so the clock never runs backwards.
+        """
+        late = self._late(now)
+        return now - self.stalled - (late - self.jitter if late else 0.0)
 
     def _late(self, now: float) -> float:
         if self.expected is None:

@@ -29,6 +29,9 @@ from .errors import ConnectionGoneError
 from .gate import Gate
 from .heartbeat import HeartbeatState
 from .inbox import Inbox
+from .limits import TokenBucket
+from .memory import UserData, check_total
+from .messages import Frame
 from .stats import Traffic
 
 if TYPE_CHECKING:
@@ -39,8 +42,6 @@ if TYPE_CHECKING:
 CLOSE_TIMEOUT = 5.0
 """Seconds the middleware waits for its own close frame to be written after the app returned."""
 
-_SENDABLE_CLOSE = range(3000, 5000)
-
 
 class State(Enum):
     """Where a connection is in its life."""
@@ -50,6 +51,15 @@ class State(Enum):
     CLOSING = "closing"
     CLOSED = "closed"
     REFUSED = "refused"
+
+
+class Delivery(Enum):
+    """What became of a hub frame handed to one connection."""
+
+    QUEUED = "queued"
+    DROPPED = "dropped"
+    CLOSED = "closed"
+    SKIPPED = "skipped"
 
 
 def new_id() -> str:
@@ -91,11 +101,23 @@ class Connection:
         self.session_id = new_id()
         self.remote_ip = remote_ip
         self.path: str = scope.get("path", "")
-        self.user_data: dict[str, Any] = {}
         self.state = State.CONNECTING
         self.traffic = Traffic()
-        self.gate = Gate(send, self._transport_failed)
-        self.inbox = Inbox(settings.receive_queue_size)
+        self.groups: set[str] = set()
+        self.dropped = 0
+        self._accounted = True
+        self.user_data = UserData(self._check_user_data, self._user_data_changed)
+        self.gate = Gate(
+            send, self._transport_failed, send_timeout=settings.send_timeout, meter=hub.meter
+        )
+        self.inbox = Inbox(settings.receive_queue_size, hub.meter)
+        self._max_send_queue = settings.max_send_queue
+        self._slow_policy = settings.slow_consumer_policy
+        self._bucket = (
+            TokenBucket(settings.rate_limit, settings.burst, time.monotonic())
+            if settings.rate_limit is not None
+            else None
+        )
         self.heartbeat: HeartbeatState = HeartbeatState(
             settings.heartbeat_interval or 0.0, settings.heartbeat_timeout, 0.0
         )
@@ -104,6 +126,7 @@ class Connection:
         self._pong = {"type": "websocket.send", "text": settings.pong_message}
         self._max_size = settings.max_message_size
         self.created_at = time.monotonic()
+        self.last_active = self.created_at
         self.accepted_at: float | None = None
         self.close_code: int | None = None
         self.close_reason = ""
@@ -142,12 +165,14 @@ class Connection:
                 # Let the server report the protocol error in its own words.
                 await self._send(message)
                 return
-            await self.gate.send(message)
+            size = payload_size(message)
+            await self.gate.send(message, size)
             self.traffic.messages_out += 1
-            self.traffic.bytes_out += payload_size(message)
+            self.traffic.bytes_out += size
         elif kind == "websocket.accept" and self.state is State.CONNECTING:
             await self._send(message)
             self._opened()
+            await self.hub._connected(self)
         elif kind == "websocket.close":
             if self.state is State.CONNECTING:
                 self.state = State.REFUSED
@@ -204,7 +229,9 @@ class Connection:
     async def _end(self, code: int, reason: str, *, by: str) -> None:
         if self.state is State.OPEN and self.gate.close_nowait(code, reason):
             self._closing(code, reason, by)
-            await self.gate.flush(CLOSE_TIMEOUT)
+        # Whoever queued the close (this, a shed, the heartbeat), it must go out before the
+        # handler returns: the server drops the TCP connection then (the client sees 1006).
+        await self.gate.flush(CLOSE_TIMEOUT)
         self._teardown_now()
 
     def _teardown_now(self) -> None:
@@ -213,6 +240,7 @@ class Connection:
             self._pump_task = None
         self.gate.abandon()
         self._finish()
+        self.inbox.clear()
 
     def _opened(self) -> None:
         self.state = State.OPEN
@@ -228,7 +256,7 @@ class Connection:
 
     def _closing(self, code: int, reason: str, by: str) -> None:
         if self.close_code is None:
-            self.close_code = code
+            self.close_code = int(code)
             self.close_reason = reason
             self.closed_by = by
         if self.state is State.OPEN:
@@ -236,9 +264,80 @@ class Connection:
 
     def _abort(self, code: int, reason: str) -> None:
         """The middleware ends the connection: close frame out next, the app sees the code."""
-        if self.gate.close_nowait(code, reason, discard=True):
-            self._closing(code, reason, "middleware")
-            self.inbox.finish({"type": "websocket.disconnect", "code": code, "reason": reason})
+        if self.shed(code, reason):
+            self.gate.queue_close()
+
+    def shed(self, code: int, reason: str, *, by: str = "middleware") -> bool:
+        """Stop serving this connection at once; the close frame is queued separately.
+
+        No more frames are taken and the outbox is emptied; the app still gets the messages
+        already in its inbox, then the disconnect with ``code``; its user data stops counting.
+        Returns ``False`` when the connection was closing already.
+        """
+        if not self.gate.seal(code, reason, discard=True):
+            return False
+        self._closing(code, reason, by)
+        self.inbox.finish({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self._release_memory()
+        return True
+
+    # -- hub sends and memory ---------------------------------------------------------------
+
+    def deliver(self, frame: Frame) -> Delivery:
+        """Queue a hub frame without waiting, applying the slow-consumer policy."""
+        gate = self.gate
+        if not gate.open or self.state is not State.OPEN:
+            return Delivery.SKIPPED
+        limit = self._max_send_queue
+        if limit is not None and gate.queued_bytes + frame.size > limit:
+            policy = self._slow_policy
+            if policy == "close":
+                self.hub._slow_consumer(self, "close", 1)
+                self._abort(CloseCode.TRY_AGAIN_LATER, "slow consumer: send queue full")
+                return Delivery.CLOSED
+            if policy == "drop_oldest" and frame.size <= limit:
+                frames, freed = gate.drop_oldest(gate.queued_bytes + frame.size - limit)
+                if frames:
+                    self.traffic.messages_out -= frames
+                    self.traffic.bytes_out -= freed
+                    self._dropped(frames, "drop_oldest")
+            if gate.queued_bytes + frame.size > limit:
+                self._dropped(1, policy)
+                return Delivery.DROPPED
+        gate.send_nowait(frame.message, frame.size, droppable=True)
+        self.traffic.messages_out += 1
+        self.traffic.bytes_out += frame.size
+        self.last_active = time.monotonic()
+        self.hub._grew()
+        return Delivery.QUEUED
+
+    def _dropped(self, frames: int, policy: str) -> None:
+        self.dropped += frames
+        self.hub._slow_consumer(self, policy, frames)
+
+    @property
+    def memory_used(self) -> int:
+        """Bytes of user data, outbox and inbox held for this connection."""
+        return self.user_data.bytes + self.gate.queued_bytes + self.inbox.bytes
+
+    def _check_user_data(self, delta: int) -> None:
+        check_total(
+            self.user_data.bytes,
+            delta,
+            self.hub.settings.max_memory_per_connection,
+            f"user_data of connection {self.connection_id}",
+        )
+
+    def _user_data_changed(self, delta: int) -> None:
+        if self._accounted:
+            self.hub.meter.user_data += delta
+            if delta > 0:
+                self.hub._grew()
+
+    def _release_memory(self) -> None:
+        if self._accounted:
+            self._accounted = False
+            self.hub.meter.user_data -= self.user_data.bytes
 
     def _peer_left(self, message: Message) -> None:
         self.gate.mark_gone()
@@ -260,6 +359,7 @@ class Connection:
         previous = self.state
         self.state = State.CLOSED if previous is not State.REFUSED else previous
         self.inbox.finish({"type": "websocket.disconnect", "code": self.close_code or 1006})
+        self._release_memory()
         self.hub._finished(self, accepted=self.accepted_at is not None)
 
     # -- the pump ---------------------------------------------------------------------------
@@ -274,6 +374,8 @@ class Connection:
         max_size = self._max_size
         traffic = self.traffic
         clock_now = self.hub.clock_now
+        bucket = self._bucket
+        monotonic = time.monotonic
         try:
             while True:
                 message = await receive()
@@ -293,6 +395,12 @@ class Connection:
                             continue
                     if self.close_code is not None:
                         continue  # closing: the app has been told, more data is moot
+                    now_mono = monotonic()
+                    if bucket is not None and not bucket.allow(now_mono):
+                        self.hub._rate_limited(self)
+                        self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
+                        continue
+                    self.last_active = now_mono
                     size = payload_size(message)
                     if max_size is not None and size > max_size:
                         self.hub.counters.oversized_messages += 1
@@ -309,12 +417,14 @@ class Connection:
                         # control takes over) and do not time the peer out meanwhile.
                         heartbeat.paused = True
                         try:
-                            await inbox.put(message)
+                            await inbox.put(message, size)
                         finally:
                             heartbeat.paused = False
                             heartbeat.saw_frame(clock_now())
                     else:
-                        inbox.put_nowait(message)
+                        inbox.put_nowait(message, size)
+                    if size:
+                        self.hub._grew()
                 elif kind == "websocket.disconnect":
                     self._peer_left(message)
                     return

@@ -6,6 +6,8 @@ The hierarchy::
     ├── SettingsError (also ValueError)          a setting has a bad value
     ├── NotInstalledError (also RuntimeError)    the middleware is not in the app's stack
     ├── StateError (also RuntimeError)           an operation in the wrong state
+    ├── MemoryLimitExceededError                 a user_data write over a memory limit
+    ├── InvalidGroupError (also ValueError)      a group name that is empty or too long
     └── ConnectionGoneError (also OSError)       send on a socket that is closed or gone
 
 ``ConnectionGoneError`` subclasses ``OSError`` on purpose: ASGI 2.4 says a send on a closed
@@ -39,6 +41,24 @@ class NotInstalledError(StabilizerError, RuntimeError):
 
 class StateError(StabilizerError, RuntimeError):
     """An operation was attempted in a state that does not allow it."""
+
+
+class MemoryLimitExceededError(StabilizerError):
+    """A write to ``user_data`` would pass a memory limit; nothing was stored.
+
+    Attributes:
+        limit: the limit in bytes.
+        size: the bytes the write would have used.
+    """
+
+    def __init__(self, message: str, *, limit: int, size: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.size = size
+
+
+class InvalidGroupError(StabilizerError, ValueError):
+    """A group name that is empty, too long, or not a string."""
 
 
 class ConnectionGoneError(StabilizerError, OSError):

@@ -6,35 +6,68 @@ over: concurrent ``send()`` calls crash uvicorn's legacy implementation under wr
 elsewhere. The gate also remembers that a close went out, so every close is idempotent, and turns
 a transport error into "gone".
 
-The app's sends are written inline when the gate is idle, so the common case costs no task switch;
-frames queued without waiting (pings, and later hub sends) are written by a writer task that exists
-only while such a backlog exists.
+The app's sends are written inline when the gate is idle, so the common case costs no task switch.
+Frames queued without waiting (pings, hub sends) form the **outbox**, bounded in bytes and written
+by a writer task that exists only while there is a backlog. A write that takes longer than
+``send_timeout`` marks the socket gone: a peer that stopped reading must not hold a sender forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import deque
 from collections.abc import Callable
 
 from starlette.types import Message, Send
 
 from .errors import ConnectionGoneError
+from .memory import Meter
+
+
+class _Item:
+    __slots__ = ("done", "droppable", "message", "size")
+
+    def __init__(
+        self,
+        message: Message,
+        size: int,
+        done: asyncio.Future[None] | None,
+        droppable: bool,
+    ) -> None:
+        self.message = message
+        self.size = size
+        self.done = done
+        self.droppable = droppable
 
 
 class Gate:
-    """Ordered, close-once access to one socket's ``send``."""
+    """Ordered, close-once access to one socket's ``send``, with a byte-bounded outbox."""
 
-    def __init__(self, send: Send, on_gone: Callable[[BaseException], None]) -> None:
+    def __init__(
+        self,
+        send: Send,
+        on_gone: Callable[[BaseException], None],
+        *,
+        send_timeout: float | None = None,
+        meter: Meter | None = None,
+    ) -> None:
         self._send = send
+        self._meter = meter if meter is not None else Meter()
         self._on_gone = on_gone
-        self._queue: deque[tuple[Message, asyncio.Future[None] | None]] = deque()
+        self._send_timeout = send_timeout
+        self._queue: deque[_Item] = deque()
         self._busy = False
         self._writer: asyncio.Task[None] | None = None
+        self.queued_bytes = 0
+        """Payload bytes handed over and not yet written (the one in flight included)."""
         self.close_code: int | None = None
         self.close_reason = ""
         self.close_written = False
+        self._close_queued = False
+        self._idle_waiters: list[asyncio.Future[None]] = []
         self.gone = False
+        self.timed_out = False
 
     @property
     def open(self) -> bool:
@@ -56,9 +89,11 @@ class Gate:
             return ConnectionGoneError(
                 f"websocket is closed (code {self.close_code})", code=self.close_code
             )
+        if self.timed_out:
+            return ConnectionGoneError("websocket send timed out: the peer is not reading")
         return ConnectionGoneError("websocket peer has gone")
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: Message, size: int = 0) -> None:
         """Send a frame after every frame handed over before it.
 
         Raises:
@@ -68,31 +103,60 @@ class Gate:
             raise self._refuse()
         if self._busy or self._queue:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._queue.append((message, done))
+            self._queue.append(_Item(message, size, done, False))
+            self._account(size)
             self._kick()
             await done
             return
         self._busy = True
+        self._account(size)
         try:
             await self._write(message)
         finally:
             self._busy = False
+            self._account(-size)
             self._kick()
 
-    def send_nowait(self, message: Message) -> bool:
-        """Queue a frame without waiting; returns ``False`` when the socket no longer takes any."""
+    def send_nowait(self, message: Message, size: int = 0, *, droppable: bool = False) -> bool:
+        """Queue a frame without waiting; returns ``False`` when the socket takes no more.
+
+        ``droppable`` frames (hub sends) may be removed again by ``drop_oldest``; control frames
+        (pings, pongs) may not.
+        """
         if not self.open:
             return False
-        self._queue.append((message, None))
+        self._queue.append(_Item(message, size, None, droppable))
+        self._account(size)
         self._kick()
         return True
 
-    def close_nowait(self, code: int, reason: str = "", *, discard: bool = False) -> bool:
-        """Queue the close frame; returns ``False`` when one was already queued or the peer left.
+    def drop_oldest(self, needed: int) -> tuple[int, int]:
+        """Drop the oldest droppable frames until ``needed`` bytes were freed.
 
-        With ``discard``, frames still waiting are dropped (their senders get
-        ``ConnectionGoneError``) so the close goes out next: used when the middleware ends a
-        connection that will not be served any further.
+        Returns how many frames and bytes were dropped.
+        """
+        kept: deque[_Item] = deque()
+        frames = freed = 0
+        while self._queue:
+            item = self._queue.popleft()
+            if freed < needed and item.droppable:
+                frames += 1
+                freed += item.size
+                continue
+            kept.append(item)
+        self._queue = kept
+        self._account(-freed)
+        return frames, freed
+
+    def _account(self, delta: int) -> None:
+        self.queued_bytes += delta
+        self._meter.outbox += delta
+
+    def seal(self, code: int, reason: str = "", *, discard: bool = False) -> bool:
+        """Take no more data frames; the close frame follows with ``queue_close``.
+
+        Returns ``False`` when the gate was sealed already or the peer left. With ``discard``,
+        frames still waiting are dropped (their senders get ``ConnectionGoneError``).
         """
         if self.close_code is not None or self.gone:
             return False
@@ -100,24 +164,53 @@ class Gate:
         self.close_reason = reason
         if discard:
             self._fail_queued()
-        self._queue.append(({"type": "websocket.close", "code": code, "reason": reason}, None))
+        return True
+
+    def queue_close(self) -> bool:
+        """Queue the close frame of a sealed gate (once); ``False`` if not sealed or done."""
+        if self.close_code is None or self.gone or self._close_queued:
+            return False
+        self._close_queued = True
+        message = {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
+        self._queue.append(_Item(message, 0, None, False))
         self._kick()
         return True
 
-    async def close(self, code: int, reason: str = "", *, timeout: float | None = None) -> bool:
-        """Queue the close frame and wait (up to ``timeout``) until it is written or fails."""
-        if not self.close_nowait(code, reason):
+    def close_nowait(self, code: int, reason: str = "", *, discard: bool = False) -> bool:
+        """Seal and queue the close frame; ``False`` when already closing or the peer left.
+
+        With ``discard``, frames still waiting are dropped so the close goes out next: used
+        when the middleware ends a connection that will not be served any further.
+        """
+        if not self.seal(code, reason, discard=discard):
             return False
-        await self.flush(timeout)
-        return True
+        return self.queue_close()
 
     async def flush(self, timeout: float | None = None) -> bool:
-        """Wait until the backlog is written; returns ``False`` if ``timeout`` ran out first."""
-        writer = self._writer
-        if writer is None:
+        """Wait until every frame handed over is written (or failed).
+
+        Returns ``False`` if ``timeout`` ran out first.
+        """
+        if not self._busy and not self._queue:
             return True
-        done, _ = await asyncio.wait({writer}, timeout=timeout)
-        return bool(done)
+        idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._idle_waiters.append(idle)
+        try:
+            await asyncio.wait_for(asyncio.shield(idle), timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            if idle in self._idle_waiters:
+                self._idle_waiters.remove(idle)
+        return True
+
+    def _wake_idle(self) -> None:
+        if self._busy or self._queue:
+            return
+        while self._idle_waiters:
+            waiter = self._idle_waiters.pop()
+            if not waiter.done():
+                waiter.set_result(None)
 
     def mark_gone(self) -> None:
         """The peer has gone: drop the backlog, refuse further frames."""
@@ -134,12 +227,16 @@ class Gate:
 
     def _fail_queued(self) -> None:
         while self._queue:
-            _, done = self._queue.popleft()
-            if done is not None and not done.done():
-                done.set_exception(self._refuse())
+            item = self._queue.popleft()
+            self._account(-item.size)
+            if item.done is not None and not item.done.done():
+                item.done.set_exception(self._refuse())
+        self._wake_idle()
 
     def _kick(self) -> None:
-        if self._queue and not self._busy and self._writer is None:
+        if not self._queue and not self._busy:
+            self._wake_idle()
+        elif self._queue and not self._busy and self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(
                 self._drain(), name="asgi_ws_stabilizer:writer"
             )
@@ -147,14 +244,12 @@ class Gate:
     async def _drain(self) -> None:
         try:
             while self._queue:
-                message, done = self._queue.popleft()
+                item = self._queue.popleft()
+                done = item.done
                 self._busy = True
                 try:
-                    await self._write(message)
-                except ConnectionGoneError as exc:
-                    if done is not None and not done.done():
-                        done.set_exception(exc)
-                except Exception as exc:  # an invalid frame: its sender must hear of it
+                    await self._write(item.message)
+                except Exception as exc:  # gone, or an invalid frame its sender must hear of
                     if done is not None and not done.done():
                         done.set_exception(exc)
                 else:
@@ -162,17 +257,19 @@ class Gate:
                         done.set_result(None)
                 finally:
                     self._busy = False
+                    self._account(-item.size)
         finally:
             self._writer = None
+            self._wake_idle()
 
     async def _write(self, message: Message) -> None:
-        if self.gone:
-            raise self._refuse()
-        is_close = message["type"] == "websocket.close"
-        if self.close_written:
+        if self.gone or self.close_written:
             raise self._refuse()
         try:
-            await self._send(message)
+            if self._send_timeout is None:
+                await self._send(message)
+            else:
+                await self._send_within(message, self._send_timeout)
         except OSError as exc:
             # ASGI 2.4: a send on a closed connection raises an OSError subclass
             # (uvicorn's ClientDisconnected).
@@ -185,8 +282,33 @@ class Gate:
                 self._went(exc)
                 raise self._refuse() from exc
             raise
-        if is_close:
+        if message["type"] == "websocket.close":
             self.close_written = True
+
+    async def _send_within(self, message: Message, timeout: float) -> None:
+        # asyncio.timeout() is 3.11+; this is the same idea: cancel the writing task when the
+        # deadline passes and turn that cancellation into "gone".
+        task = asyncio.current_task()
+        assert task is not None
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        handle = asyncio.get_running_loop().call_later(timeout, expire)
+        try:
+            await self._send(message)
+        except asyncio.CancelledError:
+            if not expired:
+                raise
+            if sys.version_info >= (3, 11):
+                task.uncancel()
+            self.timed_out = True
+            raise TimeoutError(f"send did not finish within {timeout} s") from None
+        finally:
+            handle.cancel()
 
     def _went(self, exc: BaseException) -> None:
         if not self.gone:

@@ -27,13 +27,24 @@ class HeartbeatState:
     websockets#1005); only the pong completes a round trip for the RTT figure.
     """
 
-    __slots__ = ("interval", "last_seen", "paused", "ping_sent_at", "rtt", "timeout")
+    __slots__ = (
+        "interval",
+        "last_seen",
+        "paused",
+        "ping_sent_at",
+        "probe_sent_at",
+        "rtt",
+        "timeout",
+    )
 
     def __init__(self, interval: float, timeout: float, now: float) -> None:
         self.interval = interval
         self.timeout = timeout
         self.last_seen = now
         self.ping_sent_at: float | None = None
+        """When the ping still waiting for a sign of life went out."""
+        self.probe_sent_at: float | None = None
+        """When the ping still waiting for its pong went out (for the round-trip time)."""
         self.rtt: float | None = None
         self.paused = False
 
@@ -43,8 +54,13 @@ class HeartbeatState:
         self.ping_sent_at = None
 
     def saw_pong(self, now: float) -> float | None:
-        """Record the peer's pong; returns the round-trip time when a ping was outstanding."""
-        sent = self.ping_sent_at
+        """Record the peer's pong; returns the round-trip time when a ping was outstanding.
+
+        Data frames between the ping and the pong keep the peer alive but do not cancel the
+        round-trip measurement.
+        """
+        sent = self.probe_sent_at
+        self.probe_sent_at = None
         self.saw_frame(now)
         if sent is None:
             return None
@@ -71,6 +87,7 @@ class HeartbeatState:
         if now < due:
             return Beat.WAIT, due
         self.ping_sent_at = now
+        self.probe_sent_at = now
         return Beat.PING, now + self.timeout
 
 

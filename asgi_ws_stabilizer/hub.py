@@ -13,12 +13,18 @@ sends no lifespan, and are bound to the running event loop.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from .admission import Admission, Handshake, Refusal
 from .clock import LoopLagMonitor
+from .errors import InvalidGroupError
+from .fanout import BroadcastResult, Exclude, exclusion, fan_out
 from .log import EventLog
+from .memory import Meter
+from .messages import OutboundMessage, encode
 from .registry import Registry
 from .scheduler import HeartbeatScheduler
 from .settings import (
@@ -32,15 +38,35 @@ from .stats import Stats, Traffic
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .handle import ConnectionHandle
+
+ConnectHook = Callable[["ConnectionHandle"], Awaitable[None] | None]
+"""``on_connect(handle)``, sync or async, run right after accept."""
+DisconnectHook = Callable[["ConnectionHandle", int, str, str], Awaitable[None] | None]
+"""``on_disconnect(handle, code, reason, closed_by)``, sync or async."""
+
+CLOSE_TIMEOUT = 5.0
+MAX_GROUP_NAME = 256
 
 
 class Hub:
     """Registry, heartbeat, admission and statistics for every connection of one process."""
 
     def __init__(
-        self, settings: StabilizerSettings | None = None, **overrides: Unpack[SettingsOverrides]
+        self,
+        settings: StabilizerSettings | None = None,
+        *,
+        on_connect: ConnectHook | None = None,
+        on_disconnect: DisconnectHook | None = None,
+        **overrides: Unpack[SettingsOverrides],
     ) -> None:
         """Build a hub from ``settings``, or from the environment plus ``overrides``.
+
+        Args:
+            settings: settings built beforehand; ``overrides`` still apply on top.
+            on_connect: called with the handle right after each accept.
+            on_disconnect: called with the handle, close code, reason and who closed
+                (``client``, ``app`` or ``middleware``) when a connection ends.
 
         Raises:
             SettingsError: a setting has a bad value; the message names its env var.
@@ -52,10 +78,17 @@ class Hub:
         self.counters = Stats()
         self.admission = Admission(self.settings)
         self.registry: Registry[Connection] = Registry()
+        self.meter = Meter()
+        self.on_connect = on_connect
+        self.on_disconnect = on_disconnect
+        self._background: set[asyncio.Task[Any]] = set()
+        self._broadcast_slots = asyncio.Semaphore(self.settings.max_concurrent_broadcast)
+        self._cleanup_slots = asyncio.Semaphore(self.settings.max_concurrent_cleanup)
+        self._evicting = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lag: LoopLagMonitor | None = None
         self._heartbeats: HeartbeatScheduler | None = None
-        self._admission_paused: int | None = None
+        self._admission_paused = False
         for name in unknown_env_vars():
             self.log.warning("unknown_setting_env_var", env_var=name)
 
@@ -75,6 +108,10 @@ class Hub:
         if self._loop is loop and self.running:
             return
         self._stop_services()
+        if self._loop is not None and self._loop is not loop:
+            # asyncio primitives bind to the first loop that waits on them.
+            self._broadcast_slots = asyncio.Semaphore(self.settings.max_concurrent_broadcast)
+            self._cleanup_slots = asyncio.Semaphore(self.settings.max_concurrent_cleanup)
         self._loop = loop
         self._lag = LoopLagMonitor(loop, self._loop_stalled)
         self._lag.start()
@@ -123,15 +160,15 @@ class Hub:
     @property
     def admitting(self) -> bool:
         """Whether new connections are admitted (see ``pause_admission``)."""
-        return self._admission_paused is None
+        return not self._admission_paused
 
     def pause_admission(self) -> None:
         """Refuse new connections with 503 and ``Retry-After`` until ``resume_admission``."""
-        self._admission_paused = self.settings.retry_after
+        self._admission_paused = True
 
     def resume_admission(self) -> None:
         """Admit new connections again."""
-        self._admission_paused = None
+        self._admission_paused = False
 
     def admit(self, connection: Connection, handshake: Handshake) -> Refusal | None:
         """Check ``connection`` and register it, with no ``await`` in between."""
@@ -177,6 +214,17 @@ class Hub:
         if self._heartbeats is not None:
             self._heartbeats.add(connection.connection_id, deadline)
 
+    async def _connected(self, connection: Connection) -> None:
+        hook = self.on_connect
+        if hook is None:
+            return
+        try:
+            result = hook(connection.handle)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            connection.log.error("hook_error", hook="on_connect", exc_info=exc)
+
     def _finished(self, connection: Connection, *, accepted: bool) -> None:
         self.registry.remove(connection)
         if self._heartbeats is not None:
@@ -199,7 +247,189 @@ class Hub:
             messages_out=t.messages_out,
             bytes_in=t.bytes_in,
             bytes_out=t.bytes_out,
+            dropped=connection.dropped,
         )
+        hook = self.on_disconnect
+        if hook is not None:
+            try:
+                result = hook(
+                    connection.handle, code, connection.close_reason, connection.closed_by or ""
+                )
+                if inspect.isawaitable(result):
+                    self._spawn(_guarded(result, connection.log), "hook")
+            except Exception as exc:
+                connection.log.error("hook_error", hook="on_disconnect", exc_info=exc)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"asgi_ws_stabilizer:{what}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- messaging --------------------------------------------------------------------------
+
+    async def broadcast(
+        self, message: OutboundMessage, *, exclude: Exclude = None
+    ) -> BroadcastResult:
+        """Queue ``message`` for every open socket but the excluded ones, never awaiting one.
+
+        ``exclude`` takes connection ids, client ids or handles. Returns what happened.
+        """
+        result = await self._fan_out(list(self.registry), message, exclude)
+        self.counters.broadcasts += 1
+        return result
+
+    async def publish(
+        self, group: str, message: OutboundMessage, *, exclude: Exclude = None
+    ) -> BroadcastResult:
+        """Queue ``message`` for every socket in ``group`` but the excluded ones."""
+        result = await self._fan_out(self.registry.members(check_group(group)), message, exclude)
+        self.counters.publishes += 1
+        return result
+
+    async def send_to(self, client_id: str, message: OutboundMessage) -> int:
+        """Queue ``message`` for every socket of ``client_id``; returns how many took it."""
+        result = await self._fan_out(self.registry.of_client(client_id), message, None)
+        self.counters.direct_sends += 1
+        return result.queued
+
+    async def _fan_out(
+        self, targets: list[Connection], message: OutboundMessage, exclude: Exclude
+    ) -> BroadcastResult:
+        frame = encode(message)
+        async with self._broadcast_slots:
+            return await fan_out(targets, frame, exclusion(exclude), self.settings.num_shards)
+
+    async def close(self, client_id: str, code: int = 1000, reason: str = "") -> int:
+        """Close every socket of ``client_id``; returns how many were closed."""
+        sockets = [c for c in self.registry.of_client(client_id) if c.shed(code, reason, by="app")]
+        await self._send_closes(sockets)
+        return len(sockets)
+
+    async def _send_closes(self, connections: list[Connection]) -> None:
+        """Write the close frames of shed connections, ``max_concurrent_cleanup`` at a time."""
+
+        async def one(connection: Connection) -> None:
+            async with self._cleanup_slots:
+                if connection.gate.queue_close():
+                    await connection.gate.flush(CLOSE_TIMEOUT)
+
+        await asyncio.gather(*(one(c) for c in connections), return_exceptions=True)
+
+    async def join(self, connection: Connection, group: str) -> bool:
+        """Add a connection to ``group``; ``False`` if it is closed or already a member."""
+        return self.registry.join(connection, check_group(group))
+
+    async def leave(self, connection: Connection, group: str) -> bool:
+        """Take a connection out of ``group``; ``False`` if it was not a member."""
+        return self.registry.leave(connection, check_group(group))
+
+    def group_members(self, group: str) -> list[str]:
+        """Client ids with a socket in ``group`` (each once, sorted)."""
+        return sorted({c.client_id for c in self.registry.members(check_group(group))})
+
+    def group_size(self, group: str) -> int:
+        """Sockets in ``group``."""
+        return len(self.registry.members(check_group(group)))
+
+    def groups(self) -> dict[str, int]:
+        """Every non-empty group and its number of sockets."""
+        return self.registry.group_sizes()
+
+    # -- slow consumers, rate limits, memory ------------------------------------------------
+
+    def _slow_consumer(self, connection: Connection, action: str, frames: int) -> None:
+        self.counters.slow_consumer[action] += frames
+        previous = connection.dropped if action != "close" else 0
+        # One event when dropping starts and then every 1000 drops: never one per message.
+        if action == "close" or previous == 0 or previous // 1000 != (previous + frames) // 1000:
+            connection.log.warning(
+                "slow_consumer",
+                client_id=connection.client_id,
+                action=action,
+                frames=frames,
+                dropped_total=connection.dropped + (frames if action != "close" else 0),
+                queued_bytes=connection.gate.queued_bytes,
+                limit=self.settings.max_send_queue,
+            )
+
+    def _rate_limited(self, connection: Connection) -> None:
+        self.counters.rate_limited += 1
+        connection.log.warning(
+            "rate_limited",
+            client_id=connection.client_id,
+            rate_limit=self.settings.rate_limit,
+            burst=self.settings.burst,
+        )
+
+    def _grew(self) -> None:
+        limit = self.settings.max_total_memory
+        if limit is not None and self.meter.total > limit and not self._evicting:
+            self._enforce_memory(limit)
+
+    def _enforce_memory(self, limit: int) -> None:
+        from .connection import State
+
+        policy = self.settings.memory_eviction_policy
+        self._evicting = True
+        try:
+            candidates = [c for c in self.registry if c.state is State.OPEN]
+            over = self.meter.total - limit
+            victims: list[Connection] = []
+            while over > 0 and candidates:
+                if policy == "largest":
+                    victim = max(candidates, key=lambda c: c.memory_used)
+                elif policy == "fifo":
+                    victim = min(candidates, key=lambda c: c.accepted_at or 0.0)
+                else:
+                    victim = min(candidates, key=lambda c: c.last_active)
+                candidates.remove(victim)
+                used = victim.memory_used
+                if victim.shed(1013, "memory limit: connection shed"):
+                    over -= used
+                    victims.append(victim)
+                    self.counters.evictions += 1
+                    victim.log.warning(
+                        "memory_eviction",
+                        client_id=victim.client_id,
+                        policy=policy,
+                        bytes=used,
+                        total=self.meter.total,
+                        limit=limit,
+                    )
+            if victims:
+                self._spawn(self._send_closes(victims), "cleanup")
+        finally:
+            self._evicting = False
+
+    def memory_usage(self, top: int = 10) -> dict[str, Any]:
+        """Bytes held by kind (user data measured afresh) and the ``top`` largest connections."""
+        for connection in self.registry:
+            if connection._accounted:
+                connection.user_data.remeasure()
+        largest = sorted(self.registry, key=lambda c: c.memory_used, reverse=True)[:top]
+        usage = {
+            "total": self.meter.total,
+            "user_data": self.meter.user_data,
+            "outbox": self.meter.outbox,
+            "inbox": self.meter.inbox,
+            "connections": len(self.registry),
+            "max_total_memory": self.settings.max_total_memory,
+            "max_memory_per_connection": self.settings.max_memory_per_connection,
+            "largest": [
+                {
+                    "connection_id": c.connection_id,
+                    "client_id": c.client_id,
+                    "bytes": c.memory_used,
+                    "user_data": c.user_data.bytes,
+                    "outbox": c.gate.queued_bytes,
+                    "inbox": c.inbox.bytes,
+                    "largest_keys": c.user_data.largest_keys(),
+                }
+                for c in largest
+            ],
+        }
+        self._grew()
+        return usage
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -219,3 +449,23 @@ class Hub:
         for connection in self.registry:
             live.add(connection.traffic)
         return self.counters.snapshot(len(self.registry), live)
+
+
+def check_group(group: str) -> str:
+    """``group`` if it is a usable group name.
+
+    Raises:
+        InvalidGroupError: not a string, empty, or longer than 256 characters.
+    """
+    if not isinstance(group, str) or not group or len(group) > MAX_GROUP_NAME:
+        raise InvalidGroupError(
+            f"group names are strings of 1 to {MAX_GROUP_NAME} characters, got {group!r:.80}"
+        )
+    return group
+
+
+async def _guarded(awaitable: Awaitable[Any], log: EventLog) -> None:
+    try:
+        await awaitable
+    except Exception as exc:
+        log.error("hook_error", hook="on_disconnect", exc_info=exc)

@@ -13,13 +13,17 @@ from collections import deque
 
 from starlette.types import Message
 
+from .memory import Meter
+
 
 class Inbox:
     """A bounded FIFO with one final message (the disconnect) that never waits for room."""
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, meter: Meter | None = None) -> None:
         self.maxsize = maxsize
-        self._items: deque[Message] = deque()
+        self._meter = meter if meter is not None else Meter()
+        self.bytes = 0
+        self._items: deque[tuple[Message, int]] = deque()
         self._final: Message | None = None
         self._getters: deque[asyncio.Future[None]] = deque()
         self._putter: asyncio.Future[None] | None = None
@@ -36,12 +40,20 @@ class Inbox:
         """Whether a ``put`` would wait."""
         return len(self._items) >= self.maxsize
 
-    def put_nowait(self, message: Message) -> None:
+    def put_nowait(self, message: Message, size: int = 0) -> None:
         """Add a message, ignoring the bound (the caller checked ``full()``)."""
-        self._items.append(message)
+        self._items.append((message, size))
+        self.bytes += size
+        self._meter.inbox += size
         self._wake_getter()
 
-    async def put(self, message: Message) -> None:
+    def clear(self) -> None:
+        """Drop every queued message (the connection is being shed)."""
+        self._meter.inbox -= self.bytes
+        self.bytes = 0
+        self._items.clear()
+
+    async def put(self, message: Message, size: int = 0) -> None:
         """Add a message once there is room (or return at once when finished)."""
         while self.full() and self._final is None:
             self._putter = asyncio.get_running_loop().create_future()
@@ -50,7 +62,7 @@ class Inbox:
             finally:
                 self._putter = None
         if self._final is None:
-            self.put_nowait(message)
+            self.put_nowait(message, size)
 
     def finish(self, message: Message) -> bool:
         """Set the final message, delivered after the queued ones; only the first one counts."""
@@ -75,7 +87,9 @@ class Inbox:
                     self._getters.remove(waiter)
                 raise
         if self._items:
-            message = self._items.popleft()
+            message, size = self._items.popleft()
+            self.bytes -= size
+            self._meter.inbox -= size
             if self._putter is not None and not self._putter.done():
                 self._putter.set_result(None)
             return message

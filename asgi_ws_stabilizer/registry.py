@@ -16,6 +16,8 @@ class Entry(Protocol):
     def client_id(self) -> str: ...
     @property
     def remote_ip(self) -> str: ...
+    @property
+    def groups(self) -> set[str]: ...
 
 
 E = TypeVar("E", bound=Entry)
@@ -32,6 +34,7 @@ class Registry(Generic[E]):
         self._by_id: dict[str, E] = {}
         self._by_client: dict[str, dict[str, E]] = {}
         self._per_ip: Counter[str] = Counter()
+        self._groups: dict[str, dict[str, E]] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -66,7 +69,37 @@ class Registry(Generic[E]):
         self._per_ip[entry.remote_ip] -= 1
         if self._per_ip[entry.remote_ip] <= 0:
             del self._per_ip[entry.remote_ip]
+        for group in list(entry.groups):
+            self.leave(entry, group)
         return True
+
+    def join(self, entry: E, group: str) -> bool:
+        """Add a registered ``entry`` to ``group``; ``False`` if not registered or already in."""
+        if self._by_id.get(entry.connection_id) is not entry or group in entry.groups:
+            return False
+        self._groups.setdefault(group, {})[entry.connection_id] = entry
+        entry.groups.add(group)
+        return True
+
+    def leave(self, entry: E, group: str) -> bool:
+        """Take ``entry`` out of ``group``; ``False`` if it was not in it."""
+        if group not in entry.groups:
+            return False
+        entry.groups.discard(group)
+        members = self._groups.get(group)
+        if members is not None:
+            members.pop(entry.connection_id, None)
+            if not members:
+                del self._groups[group]
+        return True
+
+    def members(self, group: str) -> list[E]:
+        """The sockets in ``group``."""
+        return list(self._groups.get(group, {}).values())
+
+    def group_sizes(self) -> dict[str, int]:
+        """Every non-empty group and how many sockets it has."""
+        return {group: len(members) for group, members in self._groups.items()}
 
     def of_client(self, client_id: str) -> list[E]:
         """Every registered socket of ``client_id``."""

@@ -7,6 +7,7 @@ variables over defaults. ``None``, or an empty environment value, turns a limit 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from typing import Annotated, Any, Literal, TypedDict
@@ -15,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import SettingsError
+from .origins import normalise_origin
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -35,6 +37,12 @@ _OPTIONAL_FIELDS = (
     "max_connections_per_client",
     "allowed_origins",
     "client_id_param",
+    "max_send_queue",
+    "send_timeout",
+    "max_memory_per_connection",
+    "max_total_memory",
+    "rate_limit",
+    "rate_limit_burst",
 )
 
 
@@ -55,13 +63,25 @@ class SettingsOverrides(TypedDict, total=False):
     client_id_param: str | None
     loop_stall_threshold: float
     log_level: str
+    max_send_queue: int | None
+    slow_consumer_policy: str
+    send_timeout: float | None
+    num_shards: int
+    max_concurrent_broadcast: int
+    max_concurrent_cleanup: int
+    max_memory_per_connection: int | None
+    max_total_memory: int | None
+    memory_eviction_policy: str
+    rate_limit: float | None
+    rate_limit_burst: int | None
 
 
 class StabilizerSettings(BaseSettings):
     """All settings of the middleware; see the README's settings table for each one's effect.
 
-    Build it with keyword arguments to override the environment. A bad value raises
-    ``SettingsError`` naming the field and its environment variable.
+    Build it with keyword arguments to override the environment. Built directly, a bad value
+    raises pydantic's ``ValidationError``; ``load_settings``, ``Hub`` and the middleware turn that
+    into ``SettingsError``, whose message names each environment variable.
     """
 
     model_config = SettingsConfigDict(
@@ -85,6 +105,17 @@ class StabilizerSettings(BaseSettings):
     client_id_param: str | None = Field(default="client_id", min_length=1)
     loop_stall_threshold: float = Field(default=0.5, gt=0)
     log_level: LogLevel = "INFO"
+    max_send_queue: int | None = Field(default=1024 * 1024, gt=0)
+    slow_consumer_policy: Literal["close", "drop_oldest", "drop_newest"] = "close"
+    send_timeout: float | None = Field(default=10.0, gt=0)
+    num_shards: int = Field(default=16, ge=1, le=4096)
+    max_concurrent_broadcast: int = Field(default=16, ge=1)
+    max_concurrent_cleanup: int = Field(default=128, ge=1)
+    max_memory_per_connection: int | None = Field(default=None, gt=0)
+    max_total_memory: int | None = Field(default=None, gt=0)
+    memory_eviction_policy: Literal["lru", "fifo", "largest"] = "lru"
+    rate_limit: float | None = Field(default=None, gt=0)
+    rate_limit_burst: int | None = Field(default=None, ge=1)
 
     @field_validator(*_OPTIONAL_FIELDS, mode="before")
     @classmethod
@@ -103,6 +134,8 @@ class StabilizerSettings(BaseSettings):
     def _parse_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             text = value.strip()
+            if not text:
+                return None
             if text.startswith("["):
                 try:
                     return json.loads(text)
@@ -119,12 +152,25 @@ class StabilizerSettings(BaseSettings):
         normalised = []
         for origin in value:
             origin = origin.strip().rstrip("/").lower()
-            if origin != "*" and "://" not in origin:
+            if origin in ("*", "null"):
+                normalised.append(origin)
+                continue
+            canonical = normalise_origin(origin)
+            if canonical is None or "://" not in origin:
                 raise ValueError(
-                    f"origin {origin!r} must be '*' or look like 'https://example.com[:port]'"
+                    f"origin {origin!r} must be '*', 'null' or look like 'https://example.com[:port]'"
                 )
-            normalised.append(origin)
+            normalised.append(canonical)
         return normalised
+
+    @field_validator("memory_eviction_policy", "slow_consumer_policy", mode="before")
+    @classmethod
+    def _lower_policy(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            # The seed library's "oldest" is first-in-first-out.
+            return "fifo" if value == "oldest" else value
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -136,6 +182,13 @@ class StabilizerSettings(BaseSettings):
         if self.ping_message == self.pong_message:
             raise ValueError("ping_message and pong_message must differ")
         return self
+
+    @property
+    def burst(self) -> int:
+        """Token-bucket capacity: ``rate_limit_burst``, else the rate rounded up (at least 1)."""
+        if self.rate_limit_burst is not None:
+            return self.rate_limit_burst
+        return max(1, math.ceil(self.rate_limit or 1))
 
     @property
     def heartbeat_enabled(self) -> bool:

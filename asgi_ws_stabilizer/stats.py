@@ -72,6 +72,12 @@ class Stats:
     app_errors: int = 0
     loop_stalls: int = 0
     loop_max_stall: float = 0.0
+    broadcasts: int = 0
+    publishes: int = 0
+    direct_sends: int = 0
+    slow_consumer: Counter[str] = field(default_factory=Counter)
+    rate_limited: int = 0
+    evictions: int = 0
     finished_traffic: Traffic = field(default_factory=Traffic)
     rtt: RttStats = field(default_factory=RttStats)
 
@@ -85,7 +91,7 @@ class Stats:
             "accepted": self.accepted,
             "rejected": dict(self.rejected),
             "rejected_total": sum(self.rejected.values()),
-            "closes": {str(code): n for code, n in sorted(self.closes.items())},
+            "closes": {str(int(code)): n for code, n in sorted(self.closes.items())},
             "closed_by": dict(self.closed_by),
             "messages_in": traffic.messages_in,
             "messages_out": traffic.messages_out,
@@ -98,4 +104,10 @@ class Stats:
             "loop_stalls": self.loop_stalls,
             "loop_max_stall_ms": round(self.loop_max_stall * 1000, 3),
             "rtt": self.rtt.snapshot(),
+            "broadcasts": self.broadcasts,
+            "publishes": self.publishes,
+            "direct_sends": self.direct_sends,
+            "slow_consumer": dict(self.slow_consumer),
+            "rate_limited": self.rate_limited,
+            "memory_evictions": self.evictions,
         }

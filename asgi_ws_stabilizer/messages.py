@@ -1,0 +1,53 @@
+"""Outbound messages: what the hub accepts and the frame it becomes, encoded once.
+
+A message is ``str`` (a text frame), ``bytes`` (a binary frame) or a ``dict``/``list`` (compact
+JSON text, ``separators=(",", ":")``). A broadcast encodes it once and hands the same frame to
+every socket.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import Message
+
+OutboundMessage = str | bytes | bytearray | memoryview | dict[str, Any] | list[Any]
+
+
+class Frame:
+    """An encoded ``websocket.send`` message and its payload size in bytes."""
+
+    __slots__ = ("message", "size")
+
+    def __init__(self, message: Message, size: int) -> None:
+        self.message = message
+        self.size = size
+
+    def __repr__(self) -> str:
+        kind = "text" if "text" in self.message else "bytes"
+        return f"<Frame {kind} {self.size} bytes>"
+
+
+def encode(message: OutboundMessage) -> Frame:
+    """Turn an outbound message into a frame.
+
+    Raises:
+        TypeError: ``message`` is none of the accepted types, or its JSON has a value that
+            cannot be encoded.
+    """
+    if isinstance(message, str):
+        size = len(message) if message.isascii() else len(message.encode())
+        return Frame({"type": "websocket.send", "text": message}, size)
+    if isinstance(message, bytes | bytearray | memoryview):
+        data = bytes(message)
+        return Frame({"type": "websocket.send", "bytes": data}, len(data))
+    if isinstance(message, dict | list):
+        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        return Frame(
+            {"type": "websocket.send", "text": text},
+            len(text) if text.isascii() else len(text.encode()),
+        )
+    raise TypeError(
+        f"cannot send a {type(message).__name__}: send str, bytes, or a dict/list for JSON"
+    )
