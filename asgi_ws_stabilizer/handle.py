@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .codes import CloseCode
+from .fanout import BroadcastResult, Exclude, exclusion
 
 if TYPE_CHECKING:
     from .connection import Connection
     from .hub import Hub
+    from .messages import OutboundMessage
 
 
 class ConnectionHandle:
@@ -73,6 +75,63 @@ class ConnectionHandle:
     def hub(self) -> Hub:
         """The process-wide hub."""
         return self._connection.hub
+
+    @property
+    def groups(self) -> frozenset[str]:
+        """The groups this socket is in."""
+        return frozenset(self._connection.groups)
+
+    @property
+    def dropped(self) -> int:
+        """Hub messages dropped for this socket under a drop policy."""
+        return self._connection.dropped
+
+    @property
+    def memory_used(self) -> int:
+        """Bytes of user data, outbox and inbox held for this socket."""
+        return self._connection.memory_used
+
+    async def join(self, group: str) -> bool:
+        """Join ``group``; ``False`` when already a member or the socket is gone.
+
+        Raises:
+            InvalidGroupError: the name is empty, too long or not a string.
+        """
+        return await self._connection.hub.join(self._connection, group)
+
+    async def leave(self, group: str) -> bool:
+        """Leave ``group``; ``False`` when not a member."""
+        return await self._connection.hub.leave(self._connection, group)
+
+    def _exclude(self, exclude: Exclude, exclude_self: bool) -> Exclude:
+        if not exclude_self:
+            return exclude
+        return exclusion(exclude) | {self._connection.connection_id}
+
+    async def broadcast(
+        self, message: OutboundMessage, *, exclude_self: bool = False, exclude: Exclude = None
+    ) -> BroadcastResult:
+        """``hub.broadcast``; with ``exclude_self`` this socket does not get it."""
+        return await self._connection.hub.broadcast(
+            message, exclude=self._exclude(exclude, exclude_self)
+        )
+
+    async def publish(
+        self,
+        group: str,
+        message: OutboundMessage,
+        *,
+        exclude_self: bool = False,
+        exclude: Exclude = None,
+    ) -> BroadcastResult:
+        """``hub.publish`` to ``group``; with ``exclude_self`` this socket does not get it."""
+        return await self._connection.hub.publish(
+            group, message, exclude=self._exclude(exclude, exclude_self)
+        )
+
+    async def send_to(self, client_id: str, message: OutboundMessage) -> int:
+        """``hub.send_to``: every socket of ``client_id``; returns how many took it."""
+        return await self._connection.hub.send_to(client_id, message)
 
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close the socket; a second close, or a close after the peer left, does nothing."""

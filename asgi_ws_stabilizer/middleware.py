@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Send
 from .admission import Handshake, deny
 from .connection import Connection
 from .errors import SettingsError
-from .hub import Hub
+from .hub import ConnectHook, DisconnectHook, Hub
 from .log import EventLog
 from .settings import SettingsOverrides, Unpack
 
@@ -33,13 +33,21 @@ class StabilizerMiddleware:
     """WebSocket stabilization for any ASGI app (see the module docstring)."""
 
     def __init__(
-        self, app: ASGIApp, *, hub: Hub | None = None, **settings: Unpack[SettingsOverrides]
+        self,
+        app: ASGIApp,
+        *,
+        hub: Hub | None = None,
+        on_connect: ConnectHook | None = None,
+        on_disconnect: DisconnectHook | None = None,
+        **settings: Unpack[SettingsOverrides],
     ) -> None:
         """Wrap ``app``.
 
         Args:
             app: the ASGI app.
             hub: a hub built beforehand, to reach it from elsewhere; its settings apply.
+            on_connect: ``on_connect(handle)``, sync or async, right after each accept.
+            on_disconnect: ``on_disconnect(handle, code, reason, closed_by)`` when one ends.
             **settings: ``StabilizerSettings`` fields, overriding ``WS_STABILIZER_*`` variables.
 
         A bad setting does not raise here, because Starlette builds middleware lazily inside
@@ -51,14 +59,23 @@ class StabilizerMiddleware:
         self.error: SettingsError | None = None
         self._hub: Hub | None = None
         try:
-            if hub is not None and settings:
+            extra = [
+                *settings,
+                *(["on_connect"] if on_connect else []),
+                *(["on_disconnect"] if on_disconnect else []),
+            ]
+            if hub is not None and extra:
                 raise SettingsError(
                     [
-                        (name, "keyword argument", "pass settings to Hub(...) when you pass hub=")
-                        for name in settings
+                        (name, "keyword argument", "pass it to Hub(...) when you pass hub=")
+                        for name in extra
                     ]
                 )
-            self._hub = hub if hub is not None else Hub(**settings)
+            self._hub = (
+                hub
+                if hub is not None
+                else Hub(on_connect=on_connect, on_disconnect=on_disconnect, **settings)
+            )
         except SettingsError as exc:
             self.error = exc
             EventLog().error("settings_invalid", error=str(exc))
