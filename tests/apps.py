@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware
+from asgi_ws_stabilizer.errors import MemoryLimitExceededError
 
 FLAVOURS = ("starlette", "fastapi")
 
@@ -109,6 +111,49 @@ def build(flavour: str, hub: Hub | None = None, **settings: Any) -> tuple[Any, R
         )
         await websocket.receive_text()
 
+    async def listen(websocket: WebSocket) -> None:
+        rec.calls += 1
+        await websocket.accept()
+        async for text in websocket.iter_text():
+            rec.received.append(text)
+
+    async def command(websocket: WebSocket) -> None:
+        """JSON commands that drive the handle; each is acknowledged with {"ack": ...}."""
+        rec.calls += 1
+        stab = websocket.state.stabilizer
+        await websocket.accept()
+        async for text in websocket.iter_text():
+            cmd = json.loads(text)
+            ack: dict[str, Any] = {"ack": next(iter(cmd))}
+            if "join" in cmd:
+                ack["ok"] = await stab.join(cmd["join"])
+            elif "leave" in cmd:
+                ack["ok"] = await stab.leave(cmd["leave"])
+            elif "publish" in cmd:
+                result = await stab.publish(
+                    cmd["publish"], cmd["msg"], exclude_self=cmd.get("exclude_self", False)
+                )
+                ack["result"] = vars(result)
+            elif "broadcast" in cmd:
+                result = await stab.broadcast(
+                    cmd["broadcast"], exclude_self=cmd.get("exclude_self", False)
+                )
+                ack["result"] = vars(result)
+            elif "send_to" in cmd:
+                ack["reached"] = await stab.send_to(cmd["send_to"], cmd["msg"])
+            elif "mixed" in cmd:
+                for i in range(cmd["mixed"]):
+                    await websocket.send_text(f"app-{i}")
+                    await stab.send_to(stab.client_id, f"hub-{i}")
+            elif "set" in cmd:
+                try:
+                    stab.user_data[cmd["set"]] = "x" * cmd["size"]
+                    ack["ok"] = True
+                except MemoryLimitExceededError as exc:
+                    ack["ok"] = False
+                    ack["limit"] = exc.limit
+            await websocket.send_json(ack)
+
     async def stats(request: Request) -> Response:
         return JSONResponse(request.state.stabilizer.stats())
 
@@ -135,6 +180,8 @@ def build(flavour: str, hub: Hub | None = None, **settings: Any) -> tuple[Any, R
         "/wait": wait_receive,
         "/block": block,
         "/info": handle_info,
+        "/listen": listen,
+        "/cmd": command,
     }
     http_routes: dict[str, Any] = {"/stats": stats, "/plain": plain, "/stream": stream}
     app: Any
