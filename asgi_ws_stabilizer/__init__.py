@@ -13,21 +13,27 @@ from .codes import CloseCode
 from .dependencies import get_connection, get_hub
 from .errors import (
     ConnectionGoneError,
+    InvalidGroupError,
+    MemoryLimitExceededError,
     NotInstalledError,
     SettingsError,
     StabilizerError,
     StateError,
 )
+from .fanout import BroadcastResult
 from .handle import ConnectionHandle
 from .hub import Hub
 from .middleware import StabilizerMiddleware
 from .settings import StabilizerSettings
 
 __all__ = [
+    "BroadcastResult",
     "CloseCode",
     "ConnectionGoneError",
     "ConnectionHandle",
     "Hub",
+    "InvalidGroupError",
+    "MemoryLimitExceededError",
     "NotInstalledError",
     "Refusal",
     "SettingsError",
