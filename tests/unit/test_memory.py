@@ -1,0 +1,463 @@
+"""Memory: deep sizes, accounted user data, per-connection and total limits, eviction, usage."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from starlette.types import Receive, Scope, Send
+from structlog.testing import capture_logs
+
+from asgi_ws_stabilizer import ConnectionHandle, Hub, StabilizerMiddleware
+from asgi_ws_stabilizer.errors import MemoryLimitExceededError
+from asgi_ws_stabilizer.memory import UserData, deep_size
+
+from .fakes import WAIT, FakeSocket, Probe, finish, record_app, turns, until
+from .served import CLOSE, GatedSocket, Served, Valve, end_all, serve, serve_many
+
+SHED = "memory limit: connection shed"
+
+
+def item(key: str, value: object) -> int:
+    """Bytes one ``user_data`` entry is accounted at."""
+    return deep_size(key) + deep_size(value)
+
+
+# -- deep_size ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["text", b"bytes", 10**30, 1.5, None, True, bytearray(b"abc")])
+def test_deep_size_of_an_atomic_value_is_its_own_size(value: object) -> None:
+    """A string, number, bytes or ``None`` is measured by ``sys.getsizeof`` alone."""
+    assert deep_size(value) == sys.getsizeof(value)
+
+
+def test_deep_size_follows_nested_containers() -> None:
+    """Lists, tuples, sets and dicts are followed to the bottom, keys and values both."""
+    blob = b"x" * 10_000
+    nested: dict[str, Any] = {"a": [("t", blob)], "s": {frozenset({"f"})}}
+    expected = (
+        sys.getsizeof(nested)
+        + sys.getsizeof("a")
+        + sys.getsizeof(nested["a"])
+        + sys.getsizeof(nested["a"][0])
+        + sys.getsizeof("t")
+        + sys.getsizeof(blob)
+        + sys.getsizeof("s")
+        + sys.getsizeof(nested["s"])
+        + sys.getsizeof(frozenset({"f"}))
+        + sys.getsizeof("f")
+    )
+    assert deep_size(nested) == expected
+    assert deep_size([[[blob]]]) > 10_000 > sys.getsizeof([[[blob]]])
+
+
+def test_deep_size_counts_shared_objects_once_and_survives_cycles() -> None:
+    """An object reachable twice counts once; a container that holds itself is measured."""
+    shared = "s" * 1000
+    twice = [shared, shared]
+    assert deep_size(twice) == sys.getsizeof(twice) + sys.getsizeof(shared)
+    loop: list[Any] = []
+    loop.append(loop)
+    assert deep_size(loop) == sys.getsizeof(loop)
+    a: dict[str, Any] = {}
+    b: dict[str, Any] = {"a": a}
+    a["b"] = b
+    expected = sys.getsizeof(a) + sys.getsizeof("b") + sys.getsizeof(b) + sys.getsizeof("a")
+    assert deep_size(a) == expected
+
+
+def test_deep_size_follows_object_attributes_and_slots() -> None:
+    """Objects are measured with their ``__dict__`` or ``__slots__`` values; classes are not."""
+
+    class Plain:
+        def __init__(self) -> None:
+            self.payload = "p" * 500
+
+    class Slotted:
+        __slots__ = ("empty", "payload")
+
+        def __init__(self) -> None:
+            self.payload = "q" * 500
+
+    plain = Plain()
+    assert deep_size(plain) == sys.getsizeof(plain) + deep_size(plain.__dict__)
+    slotted = Slotted()
+    assert deep_size(slotted) == sys.getsizeof(slotted) + sys.getsizeof(slotted.payload)
+    assert deep_size(Plain) == sys.getsizeof(Plain)
+
+
+def test_deep_size_follows_a_deque() -> None:
+    """A ``deque`` is a container: its items are measured too."""
+    blob = b"x" * 100_000
+    history = deque([blob])
+    assert deep_size(history) == sys.getsizeof(history) + sys.getsizeof(blob)
+
+
+# -- UserData -----------------------------------------------------------------------------------
+
+
+class Ledger:
+    """The two callbacks of a ``UserData``: a limit on the total and a record of every change."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
+        self.used = 0
+        self.changes: list[int] = []
+
+    def check(self, delta: int) -> None:
+        if self.limit is not None and self.used + delta > self.limit:
+            raise MemoryLimitExceededError("over", limit=self.limit, size=self.used + delta)
+
+    def changed(self, delta: int) -> None:
+        self.used += delta
+        self.changes.append(delta)
+
+    def data(self) -> UserData:
+        return UserData(self.check, self.changed)
+
+
+def test_user_data_set_overwrite_and_delete_are_accounted() -> None:
+    """Setting, replacing and deleting keys keep ``bytes`` equal to the entries' deep sizes."""
+    ledger = Ledger()
+    data = ledger.data()
+    data["name"] = "alice"
+    data["tags"] = ["a", "b"]
+    assert data.bytes == item("name", "alice") + item("tags", ["a", "b"])
+    data["name"] = "a much longer name than before"
+    assert data.bytes == item("name", "a much longer name than before") + item("tags", ["a", "b"])
+    del data["tags"]
+    assert data.bytes == item("name", "a much longer name than before")
+    with pytest.raises(KeyError):
+        del data["tags"]
+    assert ledger.used == data.bytes
+    assert sum(ledger.changes) == data.bytes
+
+
+def test_user_data_pop_popitem_setdefault_clear() -> None:
+    """``pop``, ``popitem``, ``setdefault`` and ``clear`` behave as on a dict, accounted."""
+    ledger = Ledger()
+    data = ledger.data()
+    data["a"] = "x" * 100
+    data["b"] = [1, 2, 3]
+    assert data.pop("a") == "x" * 100
+    assert data.bytes == item("b", [1, 2, 3])
+    assert data.pop("a", None) is None
+    assert data.pop("a", "fallback") == "fallback"
+    with pytest.raises(KeyError):
+        data.pop("a")
+    assert data.popitem() == ("b", [1, 2, 3])
+    assert data.bytes == 0
+    assert data.setdefault("c", "first") == "first"
+    assert data.setdefault("c", "second" * 100) == "first"
+    assert data.bytes == item("c", "first")
+    data["d"] = {"nested": ["deep"]}
+    data.clear()
+    assert data == {}
+    assert data.bytes == 0
+    assert ledger.used == 0
+
+
+def test_user_data_update_and_in_place_or() -> None:
+    """``update`` (mapping, pairs, keywords) and ``|=`` store and account every entry."""
+    ledger = Ledger()
+    data = ledger.data()
+    data.update({"a": "1"}, b="22")
+    data.update([("c", "333")])
+    data |= {"d": "4444", "a": "replaced"}
+    assert data == {"a": "replaced", "b": "22", "c": "333", "d": "4444"}
+    assert data.bytes == sum(item(k, v) for k, v in data.items())
+    assert ledger.used == data.bytes
+
+
+def test_user_data_refused_write_stores_nothing() -> None:
+    """A write the limit refuses raises and leaves keys, sizes and the total untouched."""
+    small = item("a", "x")
+    ledger = Ledger(limit=small + item("b", "y"))
+    data = ledger.data()
+    data["a"] = "x"
+    big = "z" * 1000
+    for write in (
+        lambda: data.__setitem__("b", big),
+        lambda: data.setdefault("b", big),
+        lambda: data.update({"b": "y", "c": big}),
+        lambda: data.__ior__({"b": "y", "c": big}),
+        lambda: data.__setitem__("a", big),
+    ):
+        with pytest.raises(MemoryLimitExceededError):
+            write()
+        assert data == {"a": "x"}
+        assert data.bytes == ledger.used == small
+    data["b"] = "y"
+    assert data.bytes == ledger.limit
+
+
+def test_user_data_remeasure_catches_in_place_mutation() -> None:
+    """``remeasure`` picks up a value grown in place and reports the new total."""
+    ledger = Ledger()
+    data = ledger.data()
+    data["log"] = []
+    data["name"] = "n"
+    data["log"].extend(["entry"] * 100)
+    assert data.bytes == item("log", []) + item("name", "n")
+    expected = item("log", data["log"]) + item("name", "n")
+    assert data.remeasure() == expected
+    assert data.bytes == ledger.used == expected
+    assert data.largest_keys(1) == [("log", item("log", data["log"]))]
+
+
+# -- per-connection limit -----------------------------------------------------------------------
+
+
+async def test_max_memory_per_connection_refuses_a_write_over_it() -> None:
+    """``max_memory_per_connection``: a write that would pass it raises and stores nothing."""
+    first = item("first", "x" * 100)
+    second = item("second", "y" * 100)
+    hub = Hub(max_memory_per_connection=first + second)
+    one = await serve(hub)
+    data = one.handle.user_data
+    data["first"] = "x" * 100
+    data["second"] = "y" * 100  # exactly at the limit: allowed
+    with pytest.raises(MemoryLimitExceededError, match="would use") as caught:
+        data["third"] = "z"
+    assert caught.value.limit == first + second
+    assert caught.value.size == first + second + item("third", "z")
+    assert "third" not in data
+    assert hub.memory_usage()["user_data"] == first + second
+    data["second"] = "y"  # shrinking is always allowed
+    assert hub.memory_usage()["user_data"] == first + item("second", "y")
+    other = await serve(hub)
+    other.handle.user_data["first"] = "x" * 100  # the limit is per connection
+    await end_all([one, other])
+
+
+# -- total limit and eviction -------------------------------------------------------------------
+
+
+@dataclass
+class Trio:
+    """Three sockets: A connected first and then active, B idle, C holding the most data."""
+
+    a: Served
+    b: Served
+    c: Served
+
+
+async def trio_over_the_limit(policy: str) -> tuple[Hub, Trio]:
+    """Connect A, B, C; make A active; store data so that C's write passes the total by 1."""
+    sizes = {"a": item("v", "a" * 100), "b": item("v", "b" * 200), "c": item("v", "c" * 300)}
+    hub = Hub(memory_eviction_policy=policy, max_total_memory=sum(sizes.values()) - 1)
+    a, b, c = await serve_many(hub, 3, app=record_app)
+    a.sock.text("activity")
+    await until(lambda: len(a.probe.received) == 1, "A's app read the message")
+    a.handle.user_data["v"] = "a" * 100
+    b.handle.user_data["v"] = "b" * 200
+    assert hub.stats()["memory_evictions"] == 0
+    with capture_logs() as logs:
+        c.handle.user_data["v"] = "c" * 300
+    (event,) = [e for e in logs if e["event"] == "memory_eviction"]
+    assert event["policy"] == hub.settings.memory_eviction_policy
+    assert event["log_level"] == "warning"
+    return hub, Trio(a, b, c)
+
+
+@pytest.mark.parametrize(
+    ("policy", "victim"),
+    [("lru", "b"), ("fifo", "a"), ("oldest", "a"), ("largest", "c")],
+)
+async def test_memory_eviction_policy_picks_its_victim(policy: str, victim: str) -> None:
+    """``memory_eviction_policy``: lru, fifo (alias oldest) and largest each shed theirs, 1013."""
+    hub, trio = await trio_over_the_limit(policy)
+    shed = getattr(trio, victim)
+    await finish(shed.task)
+    await until(lambda: bool(shed.sock.closes()), "the victim's close frame is written")
+    assert shed.sock.closes() == [{"type": "websocket.close", "code": 1013, "reason": SHED}]
+    assert shed.probe.received[-1] == {"type": "websocket.disconnect", "code": 1013, "reason": SHED}
+    kept = [one for one in (trio.a, trio.b, trio.c) if one is not shed]
+    await turns()
+    assert [one.handle.state for one in kept] == ["open", "open"]
+    assert all(one.sock.closes() == [] for one in kept)
+    assert hub.stats()["memory_evictions"] == 1
+    usage = hub.memory_usage()
+    assert usage["total"] == sum(one.connection.user_data.bytes for one in kept)
+    limit = hub.settings.max_total_memory
+    assert limit is not None
+    assert usage["total"] <= limit
+    await end_all(kept)
+
+
+async def test_eviction_close_frame_written_before_handler_returns() -> None:
+    """The 1013 close of an evicted socket is out before its handler returns to the server."""
+    hub = Hub(max_total_memory=100)
+    probe = Probe()
+    sock = FakeSocket()
+    mw = StabilizerMiddleware(record_app(probe), hub=hub)
+    closes_at_return: list[Any] = []
+
+    async def server() -> None:
+        await mw(sock.scope, sock.receive, sock.send)
+        closes_at_return.extend(sock.closes())
+
+    task = asyncio.create_task(server())
+    await sock.accepted()
+    assert probe.scope is not None
+    handle = probe.scope["state"]["stabilizer"]
+    assert isinstance(handle, ConnectionHandle)
+    handle.user_data["blob"] = "x" * 1000
+    await finish(task)
+    assert closes_at_return == [{"type": "websocket.close", "code": 1013, "reason": SHED}]
+
+
+async def test_eviction_never_sheds_a_socket_in_its_handshake() -> None:
+    """A socket still in its handshake is never shed, even when it holds the most memory."""
+    hub = Hub(max_total_memory=1000, memory_eviction_policy="largest")
+    opened = await serve(hub, app=record_app)
+    accept = asyncio.Event()
+    handshaking: list[ConnectionHandle] = []
+
+    async def slow_accept(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        handle = scope["state"]["stabilizer"]
+        handshaking.append(handle)
+        handle.user_data["big"] = "z" * 5000
+        await accept.wait()
+        await send({"type": "websocket.accept"})
+
+    sock = FakeSocket()
+    task = sock.serve(StabilizerMiddleware(slow_accept, hub=hub))
+    await finish(opened.task)
+    assert opened.probe.received == [{"type": "websocket.disconnect", "code": 1013, "reason": SHED}]
+    (handle,) = handshaking
+    assert handle.state == "connecting"
+    assert sock.sent == []
+    assert hub.stats()["memory_evictions"] == 1
+    accept.set()
+    await finish(task)
+    assert sock.sent[0] == {"type": "websocket.accept"}
+
+
+@pytest.mark.parametrize("kind", ["outbox", "inbox"])
+async def test_max_total_memory_covers_outboxes_and_inboxes(kind: str) -> None:
+    """``max_total_memory`` counts queued outbound and unread inbound bytes, not just user data."""
+    hub = Hub(max_total_memory=50, memory_eviction_policy="largest")
+    bystander = await serve(hub)
+    valve = Valve()
+    heavy = await serve(hub, sock=GatedSocket(valve))
+    valve.shut()
+    if kind == "outbox":
+        assert await hub.send_to(heavy.handle.client_id, "x" * 60) == 1
+    else:
+        heavy.sock.text("y" * 60)  # the holding app never reads it
+    await until(lambda: hub.stats()["memory_evictions"] == 1, "the heavy socket is shed")
+    valve.open()
+    await until(lambda: bool(heavy.sock.closes()), "its close frame is written")
+    assert heavy.sock.closes() == [{"type": "websocket.close", "code": 1013, "reason": SHED}]
+    assert heavy.handle.close_code == 1013
+    assert bystander.handle.state == "open"
+    await end_all([bystander, heavy])
+
+
+# -- memory_usage -------------------------------------------------------------------------------
+
+
+async def test_memory_usage_reports_exact_figures() -> None:
+    """``memory_usage`` gives the exact user data, outbox and inbox bytes, largest first."""
+    hub = Hub(max_memory_per_connection=10_000)
+    reader = await serve(hub, query="client_id=reader")
+    valve = Valve()
+    stuck = await serve(hub, sock=GatedSocket(valve, query="client_id=stuck"))
+    valve.shut()
+    reader.handle.user_data["name"] = "alice"
+    reader.handle.user_data["scores"] = [1, 2, 3]
+    stuck.handle.user_data["blob"] = b"x" * 500
+    assert await hub.send_to("stuck", "q" * 100) == 1
+    reader.sock.text("hello")
+    reader.sock.text("wörld")
+    await until(lambda: hub.stats()["messages_in"] == 2, "both messages are in the inbox")
+
+    reader_data = item("name", "alice") + item("scores", [1, 2, 3])
+    stuck_data = item("blob", b"x" * 500)
+    usage = hub.memory_usage()
+    assert usage == {
+        "total": reader_data + stuck_data + 100 + 11,
+        "user_data": reader_data + stuck_data,
+        "outbox": 100,
+        "inbox": 11,
+        "connections": 2,
+        "max_total_memory": None,
+        "max_memory_per_connection": 10_000,
+        "largest": [
+            {
+                "connection_id": stuck.handle.connection_id,
+                "client_id": "stuck",
+                "bytes": stuck_data + 100,
+                "user_data": stuck_data,
+                "outbox": 100,
+                "inbox": 0,
+                "largest_keys": [("blob", stuck_data)],
+            },
+            {
+                "connection_id": reader.handle.connection_id,
+                "client_id": "reader",
+                "bytes": reader_data + 11,
+                "user_data": reader_data,
+                "outbox": 0,
+                "inbox": 11,
+                "largest_keys": sorted(
+                    [("name", item("name", "alice")), ("scores", item("scores", [1, 2, 3]))],
+                    key=lambda kv: kv[1],
+                    reverse=True,
+                ),
+            },
+        ],
+    }
+    assert [c["client_id"] for c in hub.memory_usage(top=1)["largest"]] == ["stuck"]
+    assert reader.handle.memory_used == reader_data + 11
+
+    reader.handle.user_data["scores"].extend(range(100))
+    grown = item("name", "alice") + item("scores", reader.handle.user_data["scores"])
+    assert hub.memory_usage()["user_data"] == grown + stuck_data
+
+    valve.open()
+    await end_all([reader, stuck])
+    assert hub.memory_usage()["total"] == 0
+
+
+# -- max_concurrent_cleanup ---------------------------------------------------------------------
+
+
+async def shed_by_close(hub: Hub, served: list[Served]) -> None:
+    assert await hub.close("crowd", 4000, "bye") == len(served)
+
+
+async def shed_by_eviction(hub: Hub, served: list[Served]) -> None:
+    # fifo sheds the earliest first; the three before the writer hold nothing, so all four go.
+    served[-1].handle.user_data["blob"] = "x" * 1000
+
+
+@pytest.mark.parametrize("shed", [shed_by_close, shed_by_eviction], ids=["hub_close", "eviction"])
+@pytest.mark.parametrize("limit", [1, 2])
+async def test_max_concurrent_cleanup_bounds_close_frames_in_flight(
+    limit: int, shed: Callable[[Hub, list[Served]], Coroutine[Any, Any, None]]
+) -> None:
+    """``max_concurrent_cleanup``: of many shed sockets, that many close frames are in flight."""
+    hub = Hub(max_concurrent_cleanup=limit, max_total_memory=100, memory_eviction_policy="fifo")
+    valve = Valve(shut=True)
+    served = [
+        await serve(hub, sock=GatedSocket(valve, held=CLOSE, query="client_id=crowd"))
+        for _ in range(4)
+    ]
+    shedding = asyncio.create_task(shed(hub, served))
+    await until(lambda: valve.in_flight == limit, "the first close frames are being written")
+    await turns()
+    assert valve.in_flight == limit
+    valve.open()
+    await asyncio.wait_for(shedding, WAIT)
+    await until(lambda: all(one.sock.closes() for one in served), "every close is written")
+    assert valve.max_in_flight == limit
+    await end_all(served)
