@@ -57,6 +57,8 @@ class Delivery(Enum):
     """What became of a hub frame handed to one connection."""
 
     QUEUED = "queued"
+    QUEUED_AFTER_DROP = "queued_after_drop"
+    """Queued, after older hub frames were dropped to make room (``drop_oldest``)."""
     DROPPED = "dropped"
     CLOSED = "closed"
     SKIPPED = "skipped"
@@ -133,6 +135,7 @@ class Connection:
         self.closed_by: str | None = None
         self.finished = False
         self._pump_task: asyncio.Task[None] | None = None
+        self._kicked: tuple[int, str, str] | None = None
         self.log = hub.log.bind(connection_id=self.connection_id)
         self._handle: ConnectionHandle | None = None
 
@@ -170,6 +173,13 @@ class Connection:
             self.traffic.messages_out += 1
             self.traffic.bytes_out += size
         elif kind == "websocket.accept" and self.state is State.CONNECTING:
+            if self._kicked is not None:
+                code, reason, _ = self._kicked
+                self.state = State.REFUSED
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+                raise ConnectionGoneError(
+                    f"websocket was closed ({code}) before the app accepted it", code=code
+                )
             await self._send(message)
             self._opened()
             await self.hub._connected(self)
@@ -229,6 +239,8 @@ class Connection:
     async def _end(self, code: int, reason: str, *, by: str) -> None:
         if self.state is State.OPEN and self.gate.close_nowait(code, reason):
             self._closing(code, reason, by)
+        else:
+            self.gate.queue_close()  # a shed's close still waiting for a cleanup slot
         # Whoever queued the close (this, a shed, the heartbeat), it must go out before the
         # handler returns: the server drops the TCP connection then (the client sees 1006).
         await self.gate.flush(CLOSE_TIMEOUT)
@@ -274,7 +286,13 @@ class Connection:
         already in its inbox, then the disconnect with ``code``; its user data stops counting.
         Returns ``False`` when the connection was closing already.
         """
-        if not self.gate.seal(code, reason, discard=True):
+        if self.state is State.CONNECTING:
+            # Still in its handshake: the app's accept will be turned into a refusal.
+            if self._kicked is not None:
+                return False
+            self._kicked = (code, reason, by)
+            return True
+        if self.state is not State.OPEN or not self.gate.seal(code, reason, discard=True):
             return False
         self._closing(code, reason, by)
         self.inbox.finish({"type": "websocket.disconnect", "code": code, "reason": reason})
@@ -295,25 +313,28 @@ class Connection:
                 self.hub._slow_consumer(self, "close", 1)
                 self._abort(CloseCode.TRY_AGAIN_LATER, "slow consumer: send queue full")
                 return Delivery.CLOSED
+            outcome = Delivery.QUEUED
             if policy == "drop_oldest" and frame.size <= limit:
                 frames, freed = gate.drop_oldest(gate.queued_bytes + frame.size - limit)
                 if frames:
                     self.traffic.messages_out -= frames
                     self.traffic.bytes_out -= freed
                     self._dropped(frames, "drop_oldest")
+                    outcome = Delivery.QUEUED_AFTER_DROP
             if gate.queued_bytes + frame.size > limit:
                 self._dropped(1, policy)
                 return Delivery.DROPPED
+        else:
+            outcome = Delivery.QUEUED
         gate.send_nowait(frame.message, frame.size, droppable=True)
         self.traffic.messages_out += 1
         self.traffic.bytes_out += frame.size
-        self.last_active = time.monotonic()
         self.hub._grew()
-        return Delivery.QUEUED
+        return outcome
 
     def _dropped(self, frames: int, policy: str) -> None:
-        self.dropped += frames
         self.hub._slow_consumer(self, policy, frames)
+        self.dropped += frames
 
     @property
     def memory_used(self) -> int:
@@ -376,6 +397,7 @@ class Connection:
         clock_now = self.hub.clock_now
         bucket = self._bucket
         monotonic = time.monotonic
+        pong_size = payload_size(self._pong)
         try:
             while True:
                 message = await receive()
@@ -391,7 +413,15 @@ class Connection:
                             continue
                         heartbeat.saw_frame(now)
                         if text == ping_text:
-                            self.gate.send_nowait(self._pong)
+                            # Pings count against the rate limit, and a pong is only queued
+                            # while the outbox has room: a ping flood must not grow it unseen.
+                            if bucket is not None and not bucket.allow(monotonic()):
+                                self.hub._rate_limited(self)
+                                self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
+                                continue
+                            room = self._max_send_queue
+                            if room is None or self.gate.queued_bytes + pong_size <= room:
+                                self.gate.send_nowait(self._pong, pong_size)
                             continue
                     if self.close_code is not None:
                         continue  # closing: the app has been told, more data is moot

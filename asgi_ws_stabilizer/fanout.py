@@ -32,7 +32,7 @@ class BroadcastResult:
     queued: int = 0
     """Sockets whose outbox took it."""
     dropped: int = 0
-    """Sockets that dropped it (or older messages) under a drop policy."""
+    """Sockets that dropped it, or dropped older messages to take it (then also ``queued``)."""
     closed: int = 0
     """Sockets closed 1013 because their outbox overflowed."""
 
@@ -78,6 +78,9 @@ async def fan_out(
             outcome = connection.deliver(frame)
             if outcome is Delivery.QUEUED:
                 result.queued += 1
+            elif outcome is Delivery.QUEUED_AFTER_DROP:
+                result.queued += 1
+                result.dropped += 1
             elif outcome is Delivery.DROPPED:
                 result.dropped += 1
             elif outcome is Delivery.CLOSED:

@@ -339,7 +339,7 @@ class Hub:
 
     def _slow_consumer(self, connection: Connection, action: str, frames: int) -> None:
         self.counters.slow_consumer[action] += frames
-        previous = connection.dropped if action != "close" else 0
+        previous = connection.dropped
         # One event when dropping starts and then every 1000 drops: never one per message.
         if action == "close" or previous == 0 or previous // 1000 != (previous + frames) // 1000:
             connection.log.warning(
@@ -383,6 +383,9 @@ class Hub:
                 else:
                     victim = min(candidates, key=lambda c: c.last_active)
                 candidates.remove(victim)
+                # Shedding frees its user data and outbox now, and its inbox as its handler
+                # reads to the disconnect: count all of it, or bystanders would be shed for
+                # bytes that no further eviction can free.
                 used = victim.memory_used
                 if victim.shed(1013, "memory limit: connection shed"):
                     over -= used

@@ -9,7 +9,7 @@ place afterwards is measured again by ``remeasure()``, which ``Hub.memory_usage(
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from .errors import MemoryLimitExceededError
@@ -36,7 +36,7 @@ def deep_size(obj: object, seen: set[int] | None = None) -> int:
             for k, v in item.items():
                 stack.append(k)
                 stack.append(v)
-        elif isinstance(item, list | tuple | set | frozenset):
+        elif isinstance(item, Collection):  # list, tuple, set, deque, array, ...
             stack.extend(item)
         else:
             attrs = getattr(item, "__dict__", None)

@@ -35,6 +35,7 @@ def encode(message: OutboundMessage) -> Frame:
     Raises:
         TypeError: ``message`` is none of the accepted types, or its JSON has a value that
             cannot be encoded.
+        ValueError: its JSON has NaN or Infinity.
     """
     if isinstance(message, str):
         size = len(message) if message.isascii() else len(message.encode())
@@ -43,7 +44,8 @@ def encode(message: OutboundMessage) -> Frame:
         data = bytes(message)
         return Frame({"type": "websocket.send", "bytes": data}, len(data))
     if isinstance(message, dict | list):
-        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        # allow_nan=False: NaN and Infinity are not JSON, and browsers' JSON.parse rejects them.
+        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         return Frame(
             {"type": "websocket.send", "text": text},
             len(text) if text.isascii() else len(text.encode()),
