@@ -1,0 +1,212 @@
+"""The subjects, one ASGI app each, chosen by ``BENCH_SUBJECT``.
+
+* ``bare``: plain Starlette; a broadcast is a plain loop over a snapshot of the sockets.
+* ``ours``: the same app with ``StabilizerMiddleware`` at default settings (``WS_STABILIZER_*``
+  still apply); a broadcast goes through the hub.
+* ``seed``: FastAPI with ``fastapi-websocket-stabilizer`` 1.1.0 used as its README shows.
+
+Every subject serves the same routes: ``/echo`` (answer each text), ``/sub`` (listen; any text
+is ignored), ``/flood`` (send 64 KiB frames until the peer stops reading), ``POST
+/broadcast?seq=N&size=B`` (start a broadcast in the background and answer at once) and ``GET
+/_bench/state`` (sockets registered, asyncio tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+SUBJECT = os.environ.get("BENCH_SUBJECT", "bare")
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _spawn(coro: Any) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def payload(seq: int, size: int) -> str:
+    """``<seq> <send time> xxx…``, padded to ``size`` bytes."""
+    head = f"{seq} {time.time():.6f} "
+    return head + "x" * max(0, size - len(head))
+
+
+async def flood_until_stuck(websocket: WebSocket) -> None:
+    """Send 64 KiB frames until the peer stops reading (then the send blocks)."""
+    chunk = "f" * 65536
+    try:
+        while True:
+            await websocket.send_text(chunk)
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        return
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        return
+
+
+def state_route(registered: Any) -> Route:
+    async def state(request: Request) -> Response:
+        return JSONResponse(
+            {"registered": registered(), "tasks": len(asyncio.all_tasks()), "pid": os.getpid()}
+        )
+
+    return Route("/_bench/state", state)
+
+
+def bare_app() -> Any:
+    sockets: set[WebSocket] = set()
+
+    async def sub(websocket: WebSocket) -> None:
+        await websocket.accept()
+        sockets.add(websocket)
+        try:
+            while True:
+                await websocket.receive_text()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            sockets.discard(websocket)
+
+    async def flood(websocket: WebSocket) -> None:
+        await websocket.accept()
+        sockets.add(websocket)
+        try:
+            await flood_until_stuck(websocket)
+        finally:
+            sockets.discard(websocket)
+
+    async def fan_out(text: str) -> None:
+        for websocket in list(sockets):
+            try:
+                await websocket.send_text(text)
+            except (WebSocketDisconnect, OSError, RuntimeError):
+                sockets.discard(websocket)
+
+    async def broadcast(request: Request) -> Response:
+        q = request.query_params
+        _spawn(fan_out(payload(int(q["seq"]), int(q.get("size", "64")))))
+        return JSONResponse({"targets": len(sockets)})
+
+    return Starlette(
+        routes=[
+            WebSocketRoute("/echo", echo),
+            WebSocketRoute("/sub", sub),
+            WebSocketRoute("/flood", flood),
+            Route("/broadcast", broadcast, methods=["POST"]),
+            state_route(lambda: len(sockets)),
+        ]
+    )
+
+
+def ours_app() -> Any:
+    from asgi_ws_stabilizer import Hub, StabilizerMiddleware
+
+    hub = Hub()
+
+    async def sub(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.receive_text()
+        except WebSocketDisconnect:
+            pass
+
+    async def flood(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await flood_until_stuck(websocket)
+
+    async def broadcast(request: Request) -> Response:
+        q = request.query_params
+        _spawn(hub.broadcast(payload(int(q["seq"]), int(q.get("size", "64")))))
+        return JSONResponse({"targets": hub.connection_count})
+
+    app = Starlette(
+        routes=[
+            WebSocketRoute("/echo", echo),
+            WebSocketRoute("/sub", sub),
+            WebSocketRoute("/flood", flood),
+            Route("/broadcast", broadcast, methods=["POST"]),
+            state_route(lambda: hub.connection_count),
+        ]
+    )
+    app.add_middleware(StabilizerMiddleware, hub=hub)
+    return app
+
+
+def seed_app() -> Any:
+    from contextlib import asynccontextmanager
+
+    from fastapi import FastAPI
+    from fastapi_websocket_stabilizer import (  # type: ignore[import-not-found,unused-ignore]
+        WebSocketConfig,
+        WebSocketConnectionManager,
+    )
+
+    # As its README's Quick Start, with limits raised so the benchmark is not refused.
+    manager = WebSocketConnectionManager(
+        WebSocketConfig(heartbeat_interval=30.0, heartbeat_timeout=60.0, max_connections=100_000)
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        await manager.start()
+        yield
+        await manager.graceful_shutdown()
+
+    app = FastAPI(lifespan=lifespan)
+    counter = iter(range(10**9))
+
+    @app.websocket("/sub")
+    async def sub(websocket: WebSocket) -> None:
+        client_id = f"c{next(counter)}"
+        await websocket.accept()
+        try:
+            await manager.connect(client_id, websocket)
+            while True:
+                data = await websocket.receive_text()
+                if data == "pong":
+                    await manager.handle_pong(client_id)
+                    continue
+        except WebSocketDisconnect:
+            with contextlib.suppress(Exception):
+                await manager.disconnect(client_id)
+
+    @app.websocket("/flood")
+    async def flood(websocket: WebSocket) -> None:
+        client_id = f"c{next(counter)}"
+        await websocket.accept()
+        await manager.connect(client_id, websocket)
+        try:
+            await flood_until_stuck(websocket)
+        finally:
+            with contextlib.suppress(Exception):
+                await manager.disconnect(client_id)
+
+    app.add_api_websocket_route("/echo", echo)
+
+    @app.post("/broadcast")
+    async def broadcast(seq: int, size: int = 64) -> dict[str, int]:
+        _spawn(manager.broadcast(payload(seq, size)))
+        return {"targets": manager.get_connection_count()}
+
+    app.router.routes.append(state_route(manager.get_connection_count))
+    return app
+
+
+app: Any = {"bare": bare_app, "ours": ours_app, "seed": seed_app}[SUBJECT]()

@@ -1,0 +1,280 @@
+"""Run the benchmarks: every scenario against every subject, in one process, one command.
+
+    python -m benchmarks.run                 # the full run (about 15 minutes)
+    python -m benchmarks.run --quick         # smaller sizes, one repeat
+    python -m benchmarks.run --scenarios echo,fanout --subjects bare,ours
+
+Writes ``benchmarks/results/latest.json`` and ``latest.md`` (see benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from . import scenarios
+from .scenarios import Sizes
+from .server import CLIENT_CORE, Server, can_pin
+
+SUBJECTS = ("bare", "ours", "seed")
+SCENARIOS = ("echo", "fanout", "slow", "idle", "churn", "dead")
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_INTERVAL, DEFAULT_TIMEOUT = 20.0, 10.0
+
+
+def available(subject: str) -> bool:
+    """The seed library is an optional benchmark dependency (``pip install -e ".[bench]"``)."""
+    if subject != "seed":
+        return True
+    try:
+        importlib.metadata.version("fastapi-websocket-stabilizer")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-key median of numeric figures over repeats (the rest from the first run)."""
+    merged = dict(runs[0])
+    for key, value in runs[0].items():
+        values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
+        if isinstance(value, int | float) and len(values) == len(runs):
+            merged[key] = statistics.median(values)
+    merged["repeats"] = len(runs)
+    return merged
+
+
+async def run_subject(
+    subject: str, scenario: str, sizes: Sizes, fast_heartbeat: bool
+) -> dict[str, Any]:
+    env: dict[str, str] = {}
+    args: list[str] = []
+    if scenario == "dead" and fast_heartbeat:
+        env = {"WS_STABILIZER_HEARTBEAT_INTERVAL": "1", "WS_STABILIZER_HEARTBEAT_TIMEOUT": "1"}
+        args = ["--ws-ping-interval", "1", "--ws-ping-timeout", "1"]
+    with Server(subject, env, *args) as server:
+        if scenario == "echo":
+            return median_of([await scenarios.echo(server, sizes) for _ in range(sizes.repeats)])
+        if scenario == "fanout":
+            out: dict[str, Any] = {}
+            for n in sizes.fanout_sockets:
+                runs = [
+                    await scenarios.fanout(server, n, sizes.fanout_broadcasts)
+                    for _ in range(sizes.repeats)
+                ]
+                out[str(n)] = median_of(runs)
+            return out
+        if scenario == "slow":
+            calm = await scenarios.fanout(server, sizes.slow_sockets, sizes.slow_broadcasts)
+            stalled = await scenarios.fanout(
+                server, sizes.slow_sockets, sizes.slow_broadcasts, stalled=True
+            )
+            return {"without_stall": calm, "with_stall": stalled}
+        if scenario == "idle":
+            return await scenarios.idle(server, sizes)
+        if scenario == "churn":
+            return await scenarios.churn(server, sizes)
+        if scenario == "dead":
+            return await scenarios.dead(server, sizes)
+    raise ValueError(scenario)
+
+
+def ratio(ours: float | None, bare: float | None) -> float | None:
+    if ours is None or bare is None or bare == 0:
+        return None
+    return ours / bare
+
+
+def checks(results: dict[str, dict[str, Any]], fast_heartbeat: bool) -> list[dict[str, Any]]:
+    """The issue's targets, each with its figure and whether it holds."""
+    out: list[dict[str, Any]] = []
+
+    def check(name: str, figure: float | None, limit: float, unit: str = "x") -> None:
+        out.append(
+            {
+                "target": name,
+                "figure": None if figure is None else round(figure, 3),
+                "limit": limit,
+                "unit": unit,
+                "holds": figure is not None and figure <= limit,
+            }
+        )
+
+    def get(scenario: str, subject: str, *keys: str) -> Any:
+        value: Any = results.get(scenario, {}).get(subject)
+        for key in keys:
+            value = None if not isinstance(value, dict) else value.get(key)
+        return value
+
+    if "echo" in results:
+        check(
+            "echo: CPU per round trip, ours/bare",
+            ratio(
+                get("echo", "ours", "cpu_us_per_round_trip"),
+                get("echo", "bare", "cpu_us_per_round_trip"),
+            ),
+            1.10,
+        )
+    if "fanout" in results:
+        largest = str(max(int(k) for k in results["fanout"]["bare"]))
+        for key, label in (("cpu_ms_per_broadcast", "CPU per broadcast"),
+                           ("last_delivery_ms", "time to last delivery")):
+            check(
+                f"fanout {largest}: {label}, ours/bare",
+                ratio(get("fanout", "ours", largest, key), get("fanout", "bare", largest, key)),
+                1.25,
+            )
+    if "slow" in results:
+        check(
+            "slow: others' p95 delivery with a stalled client / without, ours",
+            ratio(
+                get("slow", "ours", "with_stall", "p95_delivery_ms"),
+                get("slow", "ours", "without_stall", "p95_delivery_ms"),
+            ),
+            1.2,
+        )
+    if "idle" in results:
+        ours = get("idle", "ours", "memory_bytes_per_connection")
+        bare = get("idle", "bare", "memory_bytes_per_connection")
+        check(
+            "idle: memory per connection over bare",
+            None if ours is None or bare is None else ours - bare,
+            4096,
+            "bytes",
+        )
+        n = get("idle", "ours", "sockets")
+        check(f"idle: CPU for {n} idle sockets, ours", get("idle", "ours", "cpu_percent_of_core"),
+              2.0, "% of a core")
+    if "churn" in results:
+        check("churn: registry entries left, ours", get("churn", "ours", "registered_after"), 0,
+              "entries")
+        check("churn: tasks left, ours", get("churn", "ours", "tasks_left"), 0, "tasks")
+        growth = get("churn", "ours", "memory_growth_bytes")
+        check("churn: memory growth, ours", None if growth is None else growth / 2**20, 5.0,
+              "MiB")
+    if "dead" in results:
+        interval, timeout = (1.0, 1.0) if fast_heartbeat else (DEFAULT_INTERVAL, DEFAULT_TIMEOUT)
+        check("dead: detection, ours", get("dead", "ours", "detected_s"),
+              interval + timeout + 0.5, "s")
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as markdown tables."""
+    meta = report["meta"]
+    lines = [
+        f"Run {meta['date']} on {meta['machine']}, Python {meta['python']}, uvicorn "
+        f"{meta['versions'].get('uvicorn')} (websockets-sansio), "
+        f"{'server and clients pinned to separate cores' if meta['pinned'] else 'not pinned'}, "
+        f"sizes `{meta['mode']}`.",
+        "",
+        "| target | figure | limit | holds |",
+        "|---|---|---|---|",
+    ]
+    for c in report["checks"]:
+        lines.append(
+            f"| {c['target']} | {c['figure']} {c['unit']} | {c['limit']} {c['unit']} | "
+            f"{'yes' if c['holds'] else '**no**'} |"
+        )
+    lines.append("")
+    rows: list[tuple[str, str]] = []
+    results = report["results"]
+
+    def flat(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                flat(f"{prefix}.{k}" if prefix else k, v)
+        else:
+            rows.append((prefix, value))
+
+    for scenario, by_subject in results.items():
+        subjects = list(by_subject)
+        lines += [f"### {scenario}", "", "| figure | " + " | ".join(subjects) + " | ours/bare |",
+                  "|---|" + "---|" * (len(subjects) + 1)]
+        keys: list[str] = []
+        per: dict[str, dict[str, Any]] = {}
+        for subject, figures in by_subject.items():
+            rows = []
+            flat("", figures)
+            per[subject] = dict(rows)
+            keys += [k for k, _ in rows if k not in keys]
+        for key in keys:
+            cells = [per[s].get(key) for s in subjects]
+            r = ratio(per.get("ours", {}).get(key), per.get("bare", {}).get(key)) if all(
+                isinstance(per.get(s, {}).get(key), int | float) for s in ("ours", "bare")
+            ) else None
+            lines.append(
+                f"| {key} | " + " | ".join(_fmt(c) for c in cells) + f" | {_fmt(r)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+async def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="smaller sizes, one repeat")
+    mode.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite's run)")
+    parser.add_argument("--subjects", default=",".join(SUBJECTS))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    sizes = scenarios.SMOKE if args.smoke else scenarios.QUICK if args.quick else scenarios.FULL
+    fast_heartbeat = args.smoke
+    subjects = [s for s in args.subjects.split(",") if s]
+    skipped = [s for s in subjects if not available(s)]
+    subjects = [s for s in subjects if s not in skipped]
+    if can_pin():
+        os.sched_setaffinity(0, {CLIENT_CORE})
+    results: dict[str, dict[str, Any]] = {}
+    for scenario in [s for s in args.scenarios.split(",") if s]:
+        results[scenario] = {}
+        for subject in subjects:
+            started = time.monotonic()
+            results[scenario][subject] = await run_subject(subject, scenario, sizes, fast_heartbeat)
+            print(f"{scenario:7} {subject:5} {time.monotonic() - started:6.1f} s", flush=True)
+    versions = {
+        name: importlib.metadata.version(name)
+        for name in ("uvicorn", "starlette", "websockets", "asgi_ws_stabilizer")
+    }
+    report: dict[str, Any] = {
+        "meta": {
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+            "python": platform.python_version(),
+            "versions": versions,
+            "pinned": can_pin(),
+            "mode": "smoke" if args.smoke else "quick" if args.quick else "full",
+            "sizes": vars(sizes) if hasattr(sizes, "__dict__") else {},
+            "skipped_subjects": skipped,
+        },
+        "results": results,
+    }
+    report["checks"] = checks(results, fast_heartbeat)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (args.out / "latest.md").write_text(markdown(report) + "\n")
+    print(markdown(report))
+    return report
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))

@@ -1,0 +1,324 @@
+"""The scenarios. Each drives one running subject and returns its figures.
+
+Server CPU is read from /proc before and after the measured work (the server process is pinned to
+its own core), so figures are CPU seconds per unit of work, steadier than wall time on a shared
+machine; wall times and percentiles are reported too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .client import WSClient, http_get_json, http_post
+from .proxy import BlackholeProxy
+from .server import Server
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each scenario does."""
+
+    echo_clients: int = 20
+    echo_round_trips: int = 500
+    fanout_sockets: tuple[int, ...] = (1000, 5000)
+    fanout_broadcasts: int = 20
+    slow_sockets: int = 1000
+    slow_broadcasts: int = 20
+    idle_sockets: int = 5000
+    idle_seconds: float = 30.0
+    churn_cycles: int = 5000
+    churn_warmup: int = 500
+    dead_timeout: float = 60.0
+    repeats: int = 3
+
+
+FULL = Sizes()
+QUICK = Sizes(
+    echo_round_trips=200,
+    fanout_sockets=(1000,),
+    fanout_broadcasts=10,
+    slow_broadcasts=10,
+    idle_sockets=1000,
+    idle_seconds=10.0,
+    churn_cycles=1000,
+    churn_warmup=200,
+    repeats=1,
+)
+SMOKE = Sizes(
+    echo_clients=2,
+    echo_round_trips=10,
+    fanout_sockets=(20,),
+    fanout_broadcasts=2,
+    slow_sockets=10,
+    slow_broadcasts=2,
+    idle_sockets=10,
+    idle_seconds=0.5,
+    churn_cycles=20,
+    churn_warmup=5,
+    dead_timeout=15.0,
+    repeats=1,
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+async def state(server: Server) -> dict[str, Any]:
+    return await http_get_json(HOST, server.port, "/_bench/state")
+
+
+async def wait_registered(server: Server, count: int, timeout: float = 60.0) -> float:
+    """Wait until the subject counts ``count`` sockets; returns the seconds it took."""
+    start = time.monotonic()
+    while True:
+        if (await state(server))["registered"] == count:
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"{server.subject}: never {count} registered sockets")
+        await asyncio.sleep(0.05)
+
+
+async def connect_many(
+    server: Server, path: str, n: int, on_text: Any = None, concurrency: int = 50
+) -> list[WSClient]:
+    """Open ``n`` sockets, ``concurrency`` handshakes at a time."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> WSClient:
+        async with gate:
+            return await WSClient.connect(HOST, server.port, path, on_text)
+
+    return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
+async def close_all(clients: list[WSClient]) -> None:
+    await asyncio.gather(*(c.close(2.0) for c in clients), return_exceptions=True)
+
+
+# -- echo ---------------------------------------------------------------------------------------
+
+
+async def echo(server: Server, sizes: Sizes) -> dict[str, Any]:
+    """Clients doing sequential round trips: server CPU per round trip, latency percentiles."""
+    waiters: dict[int, asyncio.Future[str]] = {}
+    clients: list[WSClient] = []
+    for i in range(sizes.echo_clients):
+
+        def on_text(text: str, at: float, i: int = i) -> None:
+            waiter = waiters.get(i)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(text)
+
+        clients.append(await WSClient.connect(HOST, server.port, "/echo", on_text))
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+
+    async def run(i: int) -> None:
+        client = clients[i]
+        for n in range(sizes.echo_round_trips):
+            waiters[i] = loop.create_future()
+            sent = time.perf_counter()
+            client.send_text(f"{i}:{n}:" + "e" * 32)
+            await asyncio.wait_for(waiters[i], 10)
+            latencies.append(time.perf_counter() - sent)
+
+    await run(0)  # warm-up round trips, not measured
+    latencies.clear()
+    cpu = server.cpu()
+    wall = time.perf_counter()
+    await asyncio.gather(*(run(i) for i in range(len(clients))))
+    wall = time.perf_counter() - wall
+    cpu = server.cpu() - cpu
+    await close_all(clients)
+    trips = len(latencies)
+    return {
+        "round_trips": trips,
+        "cpu_us_per_round_trip": cpu / trips * 1e6,
+        "wall_s": wall,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p95_ms": percentile(latencies, 0.95) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+
+
+# -- fanout / slow --------------------------------------------------------------------------------
+
+
+def stalled_reader(port: int) -> socket.socket:
+    """A raw socket on ``/flood`` that completes the handshake and never reads again."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((HOST, port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /flood HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    return sock
+
+
+async def fanout(
+    server: Server, sockets: int, broadcasts: int, *, size: int = 64, stalled: bool = False
+) -> dict[str, Any]:
+    """Repeated broadcasts to ``sockets`` readers: server CPU per broadcast, time to last
+    delivery (from the server's send timestamp), and every reader's delivery latency."""
+    seen: dict[int, list[float]] = {}
+    done: dict[int, asyncio.Event] = {}
+
+    def on_text(text: str, at: float) -> None:
+        seq_text, sent_text, _ = text.split(" ", 2)
+        seq = int(seq_text)
+        arrivals = seen.setdefault(seq, [])
+        arrivals.append(at - float(sent_text))
+        if len(arrivals) == sockets and seq in done:
+            done[seq].set()
+
+    clients = await connect_many(server, "/sub", sockets, on_text)
+    blocker = None
+    if stalled:
+        blocker = await asyncio.to_thread(stalled_reader, server.port)
+        await asyncio.sleep(1.0)  # let the flood fill every buffer on the way
+    await wait_registered(server, sockets + (1 if stalled else 0))
+    await asyncio.sleep(0.2)
+    last: list[float] = []
+    every: list[float] = []
+    incomplete = 0
+    cpu = server.cpu()
+    for seq in range(broadcasts):
+        done[seq] = asyncio.Event()
+        await http_post(HOST, server.port, f"/broadcast?seq={seq}&size={size}")
+        try:
+            await asyncio.wait_for(done[seq].wait(), 10)
+        except asyncio.TimeoutError:
+            incomplete += 1
+            continue
+        last.append(max(seen[seq]))
+        every.extend(seen[seq])
+    cpu = server.cpu() - cpu
+    if blocker is not None:
+        blocker.close()
+    await close_all(clients)
+    result: dict[str, Any] = {
+        "sockets": sockets,
+        "broadcasts": broadcasts,
+        "incomplete_broadcasts": incomplete,
+        "cpu_ms_per_broadcast": cpu / broadcasts * 1000,
+    }
+    if last:
+        result |= {
+            "last_delivery_ms": statistics.median(last) * 1000,
+            "p50_delivery_ms": percentile(every, 0.5) * 1000,
+            "p95_delivery_ms": percentile(every, 0.95) * 1000,
+        }
+    return result
+
+
+# -- idle -----------------------------------------------------------------------------------------
+
+
+async def idle(server: Server, sizes: Sizes) -> dict[str, Any]:
+    """Idle sockets at the default heartbeat: server CPU share and memory per connection."""
+    warm = await connect_many(server, "/sub", 20)
+    await close_all(warm)
+    await wait_registered(server, 0)
+    await asyncio.sleep(0.5)
+    rss = server.rss()
+    clients = await connect_many(server, "/sub", sizes.idle_sockets)
+    await wait_registered(server, sizes.idle_sockets)
+    await asyncio.sleep(2.0)
+    per_connection = (server.rss() - rss) / sizes.idle_sockets
+    cpu = server.cpu()
+    await asyncio.sleep(sizes.idle_seconds)
+    cpu = server.cpu() - cpu
+    alive = sum(1 for c in clients if not c.closed.done())
+    pongs = sum(c.pongs for c in clients)
+    await close_all(clients)
+    return {
+        "sockets": sizes.idle_sockets,
+        "seconds": sizes.idle_seconds,
+        "cpu_percent_of_core": cpu / sizes.idle_seconds * 100,
+        "memory_bytes_per_connection": per_connection,
+        "still_open": alive,
+        "heartbeats_answered": pongs,
+    }
+
+
+# -- churn ----------------------------------------------------------------------------------------
+
+
+async def churn(server: Server, sizes: Sizes) -> dict[str, Any]:
+    """Connect/close cycles: what is left in the registry, in tasks and in memory."""
+
+    async def cycles(n: int) -> None:
+        gate = asyncio.Semaphore(10)
+
+        async def one() -> None:
+            async with gate:
+                client = await WSClient.connect(HOST, server.port, "/sub")
+                await client.close(2.0)
+
+        await asyncio.gather(*(one() for _ in range(n)))
+
+    await cycles(sizes.churn_warmup)
+    await wait_registered(server, 0)
+    await asyncio.sleep(0.5)
+    before = await state(server)
+    rss = server.rss()
+    cpu = server.cpu()
+    wall = time.perf_counter()
+    await cycles(sizes.churn_cycles)
+    wall = time.perf_counter() - wall
+    await wait_registered(server, 0, 30)
+    cpu = server.cpu() - cpu
+    await asyncio.sleep(1.0)
+    after = await state(server)
+    return {
+        "cycles": sizes.churn_cycles,
+        "registered_after": after["registered"],
+        "tasks_left": int(after["tasks"]) - int(before["tasks"]),
+        "memory_growth_bytes": server.rss() - rss,
+        "cpu_us_per_cycle": cpu / sizes.churn_cycles * 1e6,
+        "wall_s": wall,
+    }
+
+
+# -- dead -----------------------------------------------------------------------------------------
+
+
+async def dead(server: Server, sizes: Sizes) -> dict[str, Any]:
+    """A peer that vanishes without a close (a proxy stops forwarding): time until the
+    subject's registry lets go of it."""
+    proxy = BlackholeProxy(server.port)
+    await proxy.start()
+    try:
+        client = await WSClient.connect(HOST, proxy.port, "/sub")
+        await wait_registered(server, 1)
+        proxy.blackhole()
+        start = time.monotonic()
+        detected = None
+        while time.monotonic() - start < sizes.dead_timeout:
+            if (await state(server))["registered"] == 0:
+                detected = time.monotonic() - start
+                break
+            await asyncio.sleep(0.05)
+        client.abort()
+    finally:
+        await proxy.close()
+    return {"detected_s": detected, "gave_up_after_s": sizes.dead_timeout}

@@ -1,0 +1,90 @@
+"""A subject's uvicorn process, pinned to one core, with its CPU time and memory read from /proc."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_CORE = 0
+CLIENT_CORE = 1
+
+
+def can_pin() -> bool:
+    """Two cores and taskset: server on one, clients on the other."""
+    return (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``uvicorn benchmarks.apps:app`` for one subject."""
+
+    def __init__(self, subject: str, env: dict[str, str] | None = None, *args: str) -> None:
+        self.subject = subject
+        self.port = free_port()
+        self.env = env or {}
+        self.args = args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WS_STABILIZER_")}
+        env.update({"BENCH_SUBJECT": self.subject, "PYTHONPATH": str(ROOT)}, **self.env)
+        command = [
+            sys.executable, "-m", "uvicorn", "benchmarks.apps:app",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--ws", "websockets-sansio", "--log-level", "warning", "--no-access-log",
+            "--timeout-graceful-shutdown", "5", *self.args,
+        ]  # fmt: skip
+        if can_pin():
+            command = ["taskset", "-c", str(SERVER_CORE), *command]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env)
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                break
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.subject} server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def cpu(self) -> float:
+        """CPU seconds the process has used, all threads, from schedstat (nanoseconds)."""
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e9
+
+    def rss(self) -> int:
+        """Resident memory in bytes."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
