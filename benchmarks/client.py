@@ -2,15 +2,17 @@
 
 The ``websockets`` library is the right client for tests; for thousands of sockets in one process
 its per-message cost would measure the client, not the server. This one speaks just enough of
-RFC 6455: an uncompressed handshake (no extensions, so no server-side deflate either), unfragmented
-text frames, masked client frames, answers to protocol PINGs, and close. It answers the text heartbeats of
-the subjects (``ping`` and the seed's ``{"type":"ping",...}``) with ``pong``.
+RFC 6455: an uncompressed handshake (no extensions, so no server-side deflate either),
+unfragmented text frames, masked client frames, answers to protocol PINGs, and close. It answers
+the text heartbeats of the subjects (``ping`` and the seed's ``{"type":"ping",...}``) with
+``pong``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import struct
 import time
@@ -127,8 +129,10 @@ class WSClient(asyncio.Protocol):
             head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
         else:
             head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if n < 256 else _mask(
-            payload, mask
+        masked = (
+            bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            if n < 256
+            else _mask(payload, mask)
         )
         self.transport.write(head + mask + masked)
 
@@ -139,10 +143,8 @@ class WSClient(asyncio.Protocol):
     async def close(self, timeout: float = 5.0) -> None:
         """Send a close frame and wait for the server's (or the end of the connection)."""
         self._frame(8, struct.pack("!H", 1000))
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.closed), timeout)
-        except asyncio.TimeoutError:
-            pass
         if self.transport is not None:
             self.transport.close()
 

@@ -18,7 +18,6 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +126,10 @@ def checks(results: dict[str, dict[str, Any]], fast_heartbeat: bool) -> list[dic
         )
     if "fanout" in results:
         largest = str(max(int(k) for k in results["fanout"]["bare"]))
-        for key, label in (("cpu_ms_per_broadcast", "CPU per broadcast"),
-                           ("last_delivery_ms", "time to last delivery")):
+        for key, label in (
+            ("cpu_ms_per_broadcast", "CPU per broadcast"),
+            ("last_delivery_ms", "time to last delivery"),
+        ):
             check(
                 f"fanout {largest}: {label}, ours/bare",
                 ratio(get("fanout", "ours", largest, key), get("fanout", "bare", largest, key)),
@@ -153,19 +154,30 @@ def checks(results: dict[str, dict[str, Any]], fast_heartbeat: bool) -> list[dic
             "bytes",
         )
         n = get("idle", "ours", "sockets")
-        check(f"idle: CPU for {n} idle sockets, ours", get("idle", "ours", "cpu_percent_of_core"),
-              2.0, "% of a core")
+        check(
+            f"idle: CPU for {n} idle sockets, ours",
+            get("idle", "ours", "cpu_percent_of_core"),
+            2.0,
+            "% of a core",
+        )
     if "churn" in results:
-        check("churn: registry entries left, ours", get("churn", "ours", "registered_after"), 0,
-              "entries")
+        check(
+            "churn: registry entries left, ours",
+            get("churn", "ours", "registered_after"),
+            0,
+            "entries",
+        )
         check("churn: tasks left, ours", get("churn", "ours", "tasks_left"), 0, "tasks")
         growth = get("churn", "ours", "memory_growth_bytes")
-        check("churn: memory growth, ours", None if growth is None else growth / 2**20, 5.0,
-              "MiB")
+        check("churn: memory growth, ours", None if growth is None else growth / 2**20, 5.0, "MiB")
     if "dead" in results:
         interval, timeout = (1.0, 1.0) if fast_heartbeat else (DEFAULT_INTERVAL, DEFAULT_TIMEOUT)
-        check("dead: detection, ours", get("dead", "ours", "detected_s"),
-              interval + timeout + 0.5, "s")
+        check(
+            "dead: detection, ours",
+            get("dead", "ours", "detected_s"),
+            interval + timeout + 0.5,
+            "s",
+        )
     return out
 
 
@@ -199,8 +211,12 @@ def markdown(report: dict[str, Any]) -> str:
 
     for scenario, by_subject in results.items():
         subjects = list(by_subject)
-        lines += [f"### {scenario}", "", "| figure | " + " | ".join(subjects) + " | ours/bare |",
-                  "|---|" + "---|" * (len(subjects) + 1)]
+        lines += [
+            f"### {scenario}",
+            "",
+            "| figure | " + " | ".join(subjects) + " | ours/bare |",
+            "|---|" + "---|" * (len(subjects) + 1),
+        ]
         keys: list[str] = []
         per: dict[str, dict[str, Any]] = {}
         for subject, figures in by_subject.items():
@@ -210,19 +226,19 @@ def markdown(report: dict[str, Any]) -> str:
             keys += [k for k, _ in rows if k not in keys]
         for key in keys:
             cells = [per[s].get(key) for s in subjects]
-            r = ratio(per.get("ours", {}).get(key), per.get("bare", {}).get(key)) if all(
-                isinstance(per.get(s, {}).get(key), int | float) for s in ("ours", "bare")
-            ) else None
-            lines.append(
-                f"| {key} | " + " | ".join(_fmt(c) for c in cells) + f" | {_fmt(r)} |"
+            r = (
+                ratio(per.get("ours", {}).get(key), per.get("bare", {}).get(key))
+                if all(isinstance(per.get(s, {}).get(key), int | float) for s in ("ours", "bare"))
+                else None
             )
+            lines.append(f"| {key} | " + " | ".join(_fmt(c) for c in cells) + f" | {_fmt(r)} |")
         lines.append("")
     return "\n".join(lines)
 
 
 def _fmt(value: Any) -> str:
     if value is None:
-        return "–"
+        return "-"
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value)

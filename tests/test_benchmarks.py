@@ -1,0 +1,42 @@
+"""Every benchmark scenario runs, at tiny size, against every subject installed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmarks_smoke(tmp_path: Path) -> None:
+    """`python -m benchmarks.run --smoke` runs all six scenarios and writes its report."""
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert set(report["results"]) == {"echo", "fanout", "slow", "idle", "churn", "dead"}
+    subjects = {"bare", "ours"} | ({"seed"} if not report["meta"]["skipped_subjects"] else set())
+    for scenario, by_subject in report["results"].items():
+        assert set(by_subject) == subjects, scenario
+    results = report["results"]
+    assert results["echo"]["ours"]["round_trips"] > 0
+    assert results["fanout"]["ours"]["20"]["incomplete_broadcasts"] == 0
+    assert results["slow"]["ours"]["with_stall"]["incomplete_broadcasts"] == 0
+    assert results["churn"]["ours"]["registered_after"] == 0
+    assert results["dead"]["ours"]["detected_s"] is not None
+    assert {c["target"].split(":")[0] for c in report["checks"]} == {
+        "echo",
+        "fanout 20",
+        "slow",
+        "idle",
+        "churn",
+        "dead",
+    }
+    assert (tmp_path / "latest.md").read_text().startswith("Run ")
