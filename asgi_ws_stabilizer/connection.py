@@ -30,6 +30,7 @@ from .gate import Gate
 from .heartbeat import HeartbeatState
 from .inbox import Inbox
 from .limits import TokenBucket
+from .log import EventLog
 from .memory import UserData, check_total
 from .messages import Frame
 from .stats import Traffic
@@ -81,6 +82,46 @@ def payload_size(message: Message) -> int:
 class Connection:
     """The middleware's side of one WebSocket."""
 
+    __slots__ = (
+        "__weakref__",
+        "_accounted",
+        "_bucket",
+        "_connect_message",
+        "_handle",
+        "_heartbeat_on",
+        "_kicked",
+        "_max_send_queue",
+        "_max_size",
+        "_ping",
+        "_pong",
+        "_pump_task",
+        "_receive",
+        "_send",
+        "_slow_policy",
+        "accepted_at",
+        "client_id",
+        "close_code",
+        "close_reason",
+        "closed_by",
+        "connection_id",
+        "created_at",
+        "dropped",
+        "finished",
+        "gate",
+        "groups",
+        "heartbeat",
+        "hub",
+        "inbox",
+        "last_active",
+        "path",
+        "remote_ip",
+        "scope",
+        "session_id",
+        "state",
+        "traffic",
+        "user_data",
+    )
+
     def __init__(
         self,
         hub: Hub,
@@ -105,7 +146,7 @@ class Connection:
         self.path: str = scope.get("path", "")
         self.state = State.CONNECTING
         self.traffic = Traffic()
-        self.groups: set[str] = set()
+        self.groups: set[str] = set()  # an empty set is small; groups are common
         self.dropped = 0
         self._accounted = True
         self.user_data = UserData(self._check_user_data, self._user_data_changed)
@@ -124,8 +165,8 @@ class Connection:
             settings.heartbeat_interval or 0.0, settings.heartbeat_timeout, 0.0
         )
         self._heartbeat_on = settings.heartbeat_enabled
-        self._ping = {"type": "websocket.send", "text": settings.ping_message}
-        self._pong = {"type": "websocket.send", "text": settings.pong_message}
+        self._ping = hub.ping_frame
+        self._pong = hub.pong_frame
         self._max_size = settings.max_message_size
         self.created_at = time.monotonic()
         self.last_active = self.created_at
@@ -136,8 +177,12 @@ class Connection:
         self.finished = False
         self._pump_task: asyncio.Task[None] | None = None
         self._kicked: tuple[int, str, str] | None = None
-        self.log = hub.log.bind(connection_id=self.connection_id)
         self._handle: ConnectionHandle | None = None
+
+    @property
+    def log(self) -> EventLog:
+        """The hub's log with this connection's id on every event."""
+        return self.hub.log.bind(connection_id=self.connection_id)
 
     # -- the app's view -------------------------------------------------------------------
 

@@ -6,10 +6,16 @@ over: concurrent ``send()`` calls crash uvicorn's legacy implementation under wr
 elsewhere. The gate also remembers that a close went out, so every close is idempotent, and turns
 a transport error into "gone".
 
-The app's sends are written inline when the gate is idle, so the common case costs no task switch.
-Frames queued without waiting (pings, hub sends) form the **outbox**, bounded in bytes and written
-by a writer task that exists only while there is a backlog. A write that takes longer than
-``send_timeout`` marks the socket gone: a peer that stopped reading must not hold a sender forever.
+Frames queued without waiting (pings, hub sends) form the **outbox**, bounded in bytes. A write
+that takes longer than ``send_timeout`` marks the socket gone: a peer that stopped reading must
+not hold a sender forever.
+
+Writes are started synchronously. A server's ``send()`` almost always completes without
+suspending (uvicorn, hypercorn and wsproto frame the message and write it to the transport; they
+only wait when the transport is paused by backpressure), so the gate steps the coroutine once by
+hand: if it finished, the frame is out with no task, no timer and no task switch, which is what
+makes a fan-out to thousands of sockets cheap. Only a write that really blocks gets a writer task
+(for queued frames) and a timeout.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import Any
 
 from starlette.types import Message, Send
 
@@ -41,8 +48,57 @@ class _Item:
         self.droppable = droppable
 
 
+class _Resume:
+    """Awaitable that continues a coroutine the gate already stepped once by hand.
+
+    It passes every value the coroutine yields up to the awaiting task, and every value or
+    exception the task sends back down to the coroutine, exactly as ``await`` would have.
+    """
+
+    __slots__ = ("step", "yielded")
+
+    def __init__(self, step: Generator[Any, Any, Any], yielded: Any) -> None:
+        self.step = step
+        self.yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        step = self.step
+        value = self.yielded
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:
+                try:
+                    value = step.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = step.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
 class Gate:
     """Ordered, close-once access to one socket's ``send``, with a byte-bounded outbox."""
+
+    __slots__ = (
+        "_busy",
+        "_close_queued",
+        "_idle_waiters",
+        "_meter",
+        "_on_gone",
+        "_queue",
+        "_send",
+        "_send_timeout",
+        "_writer",
+        "close_code",
+        "close_reason",
+        "close_written",
+        "gone",
+        "queued_bytes",
+        "timed_out",
+    )
 
     def __init__(
         self,
@@ -56,16 +112,17 @@ class Gate:
         self._meter = meter if meter is not None else Meter()
         self._on_gone = on_gone
         self._send_timeout = send_timeout
-        self._queue: deque[_Item] = deque()
+        # Created on first use: an idle socket should not carry an empty deque (about 600 B).
+        self._queue: deque[_Item] | None = None
         self._busy = False
         self._writer: asyncio.Task[None] | None = None
+        self._idle_waiters: list[asyncio.Future[None]] | None = None
         self.queued_bytes = 0
         """Payload bytes handed over and not yet written (the one in flight included)."""
         self.close_code: int | None = None
         self.close_reason = ""
         self.close_written = False
         self._close_queued = False
-        self._idle_waiters: list[asyncio.Future[None]] = []
         self.gone = False
         self.timed_out = False
 
@@ -77,12 +134,16 @@ class Gate:
     @property
     def backlog(self) -> int:
         """Frames waiting to be written."""
-        return len(self._queue)
+        return len(self._queue) if self._queue else 0
 
     @property
     def writer(self) -> asyncio.Task[None] | None:
-        """The writer task, while a backlog is being written."""
+        """The writer task, while a blocked backlog is being written."""
         return self._writer
+
+    def items(self) -> list[_Item]:
+        """The frames waiting to be written, oldest first."""
+        return list(self._queue) if self._queue else []
 
     def _refuse(self) -> ConnectionGoneError:
         if self.close_code is not None:
@@ -92,6 +153,19 @@ class Gate:
         if self.timed_out:
             return ConnectionGoneError("websocket send timed out: the peer is not reading")
         return ConnectionGoneError("websocket peer has gone")
+
+    def _append(self, item: _Item) -> None:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(item)
+        self._account(item.size)
+
+    def _account(self, delta: int) -> None:
+        self.queued_bytes += delta
+        self._meter.outbox += delta
+
+    # -- sending ----------------------------------------------------------------------------
 
     async def send(self, message: Message, size: int = 0) -> None:
         """Send a frame after every frame handed over before it.
@@ -103,31 +177,44 @@ class Gate:
             raise self._refuse()
         if self._busy or self._queue:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._queue.append(_Item(message, size, done, False))
-            self._account(size)
+            self._append(_Item(message, size, done, False))
             self._kick()
             await done
             return
         self._busy = True
         self._account(size)
         try:
-            await self._write(message)
+            blocked = self._start(message)
+            if blocked is not None:
+                await self._finish(blocked, message)
         finally:
             self._busy = False
             self._account(-size)
             self._kick()
 
     def send_nowait(self, message: Message, size: int = 0, *, droppable: bool = False) -> bool:
-        """Queue a frame without waiting; returns ``False`` when the socket takes no more.
+        """Hand over a frame without waiting; ``False`` when the socket takes no more.
 
-        ``droppable`` frames (hub sends) may be removed again by ``drop_oldest``; control frames
-        (pings, pongs) may not.
+        An idle gate writes it at once when the server can take it without waiting; otherwise
+        it joins the outbox. ``droppable`` frames (hub sends) may be removed again by
+        ``drop_oldest``; control frames (pings, pongs) may not.
         """
         if not self.open:
             return False
-        self._queue.append(_Item(message, size, None, droppable))
-        self._account(size)
-        self._kick()
+        if self._busy or self._queue:
+            self._append(_Item(message, size, None, droppable))
+            self._kick()
+            return True
+        try:
+            blocked = self._start(message)
+        except ConnectionGoneError:
+            return True  # handed over; the socket turned out to be gone (on_gone was told)
+        if blocked is not None:
+            self._busy = True
+            self._account(size)
+            self._writer = asyncio.get_running_loop().create_task(
+                self._drain(blocked, message, size), name="asgi_ws_stabilizer:writer"
+            )
         return True
 
     def drop_oldest(self, needed: int) -> tuple[int, int]:
@@ -135,22 +222,21 @@ class Gate:
 
         Returns how many frames and bytes were dropped.
         """
+        if not self._queue:
+            return 0, 0
         kept: deque[_Item] = deque()
         frames = freed = 0
-        while self._queue:
-            item = self._queue.popleft()
+        for item in self._queue:
             if freed < needed and item.droppable:
                 frames += 1
                 freed += item.size
-                continue
-            kept.append(item)
+            else:
+                kept.append(item)
         self._queue = kept
         self._account(-freed)
         return frames, freed
 
-    def _account(self, delta: int) -> None:
-        self.queued_bytes += delta
-        self._meter.outbox += delta
+    # -- closing ----------------------------------------------------------------------------
 
     def seal(self, code: int, reason: str = "", *, discard: bool = False) -> bool:
         """Take no more data frames; the close frame follows with ``queue_close``.
@@ -172,7 +258,7 @@ class Gate:
             return False
         self._close_queued = True
         message = {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
-        self._queue.append(_Item(message, 0, None, False))
+        self._append(_Item(message, 0, None, False))
         self._kick()
         return True
 
@@ -194,23 +280,17 @@ class Gate:
         if not self._busy and not self._queue:
             return True
         idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._idle_waiters is None:
+            self._idle_waiters = []
         self._idle_waiters.append(idle)
         try:
             await asyncio.wait_for(asyncio.shield(idle), timeout)
         except asyncio.TimeoutError:
             return False
         finally:
-            if idle in self._idle_waiters:
+            if self._idle_waiters and idle in self._idle_waiters:
                 self._idle_waiters.remove(idle)
         return True
-
-    def _wake_idle(self) -> None:
-        if self._busy or self._queue:
-            return
-        while self._idle_waiters:
-            waiter = self._idle_waiters.pop()
-            if not waiter.done():
-                waiter.set_result(None)
 
     def mark_gone(self) -> None:
         """The peer has gone: drop the backlog, refuse further frames."""
@@ -225,30 +305,54 @@ class Gate:
         if self._writer is not None:
             self._writer.cancel()
 
+    # -- internals --------------------------------------------------------------------------
+
+    def _wake_idle(self) -> None:
+        if self._busy or self._queue or not self._idle_waiters:
+            return
+        waiters, self._idle_waiters = self._idle_waiters, None
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     def _fail_queued(self) -> None:
-        while self._queue:
-            item = self._queue.popleft()
+        queue = self._queue
+        while queue:
+            item = queue.popleft()
             self._account(-item.size)
             if item.done is not None and not item.done.done():
                 item.done.set_exception(self._refuse())
         self._wake_idle()
 
     def _kick(self) -> None:
-        if not self._queue and not self._busy:
-            self._wake_idle()
-        elif self._queue and not self._busy and self._writer is None:
+        if not self._queue:
+            if not self._busy:
+                self._wake_idle()
+        elif not self._busy and self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(
-                self._drain(), name="asgi_ws_stabilizer:writer"
+                self._drain(None, None, 0), name="asgi_ws_stabilizer:writer"
             )
 
-    async def _drain(self) -> None:
+    async def _drain(self, blocked: _Resume | None, message: Message | None, size: int) -> None:
+        """Finish a blocked write (if any), then write the backlog in order."""
         try:
-            while self._queue:
-                item = self._queue.popleft()
+            if blocked is not None and message is not None:
+                try:
+                    await self._finish(blocked, message)
+                except Exception:
+                    pass  # gone: _went() has told the connection
+                finally:
+                    self._busy = False
+                    self._account(-size)
+            queue = self._queue
+            while queue:
+                item = queue.popleft()
                 done = item.done
                 self._busy = True
                 try:
-                    await self._write(item.message)
+                    blocked = self._start(item.message)
+                    if blocked is not None:
+                        await self._finish(blocked, item.message)
                 except Exception as exc:  # gone, or an invalid frame its sender must hear of
                     if done is not None and not done.done():
                         done.set_exception(exc)
@@ -258,34 +362,51 @@ class Gate:
                 finally:
                     self._busy = False
                     self._account(-item.size)
+                queue = self._queue
         finally:
             self._writer = None
             self._wake_idle()
 
-    async def _write(self, message: Message) -> None:
+    def _start(self, message: Message) -> _Resume | None:
+        """Step the server's ``send`` once: ``None`` if the frame is out, else the rest."""
         if self.gone or self.close_written:
             raise self._refuse()
         try:
+            step = self._send(message).__await__()
+            try:
+                yielded = step.send(None)
+            except StopIteration:
+                if message["type"] == "websocket.close":
+                    self.close_written = True
+                return None
+        except (OSError, RuntimeError) as exc:
+            raise self._failed(exc, message) from exc
+        return _Resume(step, yielded)
+
+    async def _finish(self, blocked: _Resume, message: Message) -> None:
+        """Await the rest of a write that blocked, within ``send_timeout``."""
+        try:
             if self._send_timeout is None:
-                await self._send(message)
+                await blocked
             else:
-                await self._send_within(message, self._send_timeout)
-        except OSError as exc:
-            # ASGI 2.4: a send on a closed connection raises an OSError subclass
-            # (uvicorn's ClientDisconnected).
-            self._went(exc)
-            raise self._refuse() from exc
-        except RuntimeError as exc:
-            # Servers raise RuntimeError for a send after their own close (uvicorn) or after
-            # the transport went away (granian): the socket is gone either way.
-            if message["type"] in ("websocket.send", "websocket.close"):
-                self._went(exc)
-                raise self._refuse() from exc
-            raise
+                await self._within(blocked, self._send_timeout)
+        except (OSError, RuntimeError) as exc:
+            raise self._failed(exc, message) from exc
         if message["type"] == "websocket.close":
             self.close_written = True
 
-    async def _send_within(self, message: Message, timeout: float) -> None:
+    def _failed(self, exc: BaseException, message: Message) -> BaseException:
+        # ASGI 2.4: a send on a closed connection raises an OSError subclass (uvicorn's
+        # ClientDisconnected); servers raise RuntimeError for a send after their own close
+        # (uvicorn) or after the transport went away (granian). A timeout is an OSError too.
+        if isinstance(exc, OSError) or message["type"] in ("websocket.send", "websocket.close"):
+            if not self.gone:
+                self.mark_gone()
+                self._on_gone(exc)
+            return self._refuse()
+        return exc
+
+    async def _within(self, blocked: _Resume, timeout: float) -> None:
         # asyncio.timeout() is 3.11+; this is the same idea: cancel the writing task when the
         # deadline passes and turn that cancellation into "gone".
         task = asyncio.current_task()
@@ -299,7 +420,7 @@ class Gate:
 
         handle = asyncio.get_running_loop().call_later(timeout, expire)
         try:
-            await self._send(message)
+            await blocked
         except asyncio.CancelledError:
             if not expired:
                 raise
@@ -309,8 +430,3 @@ class Gate:
             raise TimeoutError(f"send did not finish within {timeout} s") from None
         finally:
             handle.cancel()
-
-    def _went(self, exc: BaseException) -> None:
-        if not self.gone:
-            self.mark_gone()
-            self._on_gone(exc)

@@ -79,6 +79,8 @@ class Hub:
         self.admission = Admission(self.settings)
         self.registry: Registry[Connection] = Registry()
         self.meter = Meter()
+        self.ping_frame = {"type": "websocket.send", "text": self.settings.ping_message}
+        self.pong_frame = {"type": "websocket.send", "text": self.settings.pong_message}
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self._background: set[asyncio.Task[Any]] = set()

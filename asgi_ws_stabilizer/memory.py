@@ -73,6 +73,8 @@ class UserData(dict[str, Any]):
     ``changed(delta)`` is told every change after it happened.
     """
 
+    __slots__ = ("_changed", "_check", "_sizes", "bytes")
+
     def __init__(
         self,
         check: Callable[[int], None],

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)
 class Traffic:
     """Data messages and payload bytes each way (heartbeat frames are not counted)."""
 

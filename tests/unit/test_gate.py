@@ -91,15 +91,45 @@ async def test_send_waits_behind_queued_frame_before_writer_runs() -> None:
     assert server.texts() == ["ping", "a"]
 
 
-async def test_send_nowait_uses_writer_task() -> None:
-    """A frame queued without waiting is written by a writer task that ends with the backlog."""
+async def test_send_nowait_on_idle_gate_writes_at_once() -> None:
+    """A frame handed to an idle gate goes out synchronously when the server need not wait."""
     server = ServerSend()
     gate, _ = make(server)
     assert gate.send_nowait(text("ping"))
-    assert gate.writer is not None
-    assert await gate.flush(WAIT)
     assert server.texts() == ["ping"]
     assert gate.writer is None
+    assert gate.queued_bytes == 0
+
+
+async def test_send_nowait_that_blocks_gets_a_writer_task() -> None:
+    """When the server's send has to wait, a writer task finishes it and the backlog after it."""
+    server = ServerSend()
+    server.hold = "slow"
+    gate, _ = make(server)
+    assert gate.send_nowait(text("slow"), 4)
+    assert gate.writer is not None
+    assert gate.queued_bytes == 4
+    assert gate.send_nowait(text("next"), 4)
+    assert gate.backlog == 1
+    server.release.set()
+    assert await gate.flush(WAIT)
+    assert server.texts() == ["slow", "next"]
+    assert gate.writer is None
+    assert gate.queued_bytes == 0
+
+
+async def test_blocked_send_nowait_times_out() -> None:
+    """A write that blocks longer than ``send_timeout`` marks the gate gone."""
+    server = ServerSend()
+    server.hold = "stuck"
+    gone: list[BaseException] = []
+    gate = Gate(server, gone.append, send_timeout=0.05)
+    assert gate.send_nowait(text("stuck"))
+    assert await gate.flush(WAIT)
+    assert gate.gone
+    assert gate.timed_out
+    assert len(gone) == 1
+    assert isinstance(gone[0], TimeoutError)
 
 
 async def test_close_once() -> None:

@@ -100,7 +100,7 @@ async def test_broadcast_with_a_stalled_client(server_kind: str, policy: str) ->
                 assert stats["slow_consumer"][policy] == stuck.dropped > 0
                 assert stuck.close_code is None
                 kept = [
-                    int(item.message["text"][:5]) for item in stuck.gate._queue if item.droppable
+                    int(item.message["text"][:5]) for item in stuck.gate.items() if item.droppable
                 ]
                 assert len(kept) + stuck.dropped == BROADCASTS
                 if policy == "drop_oldest":
