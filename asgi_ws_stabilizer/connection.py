@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sys
 import time
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,11 @@ class Delivery(Enum):
     SKIPPED = "skipped"
 
 
+INLINE_READS = sys.version_info >= (3, 11)
+"""Whether the app may read the server inline: it relies on ``Task.uncancel`` (3.11+) to tell
+our own interruption of that read from a cancellation of the app."""
+
+
 def new_id() -> str:
     """A fresh random id (connection and generated client ids)."""
     return secrets.token_hex(8)
@@ -89,15 +95,19 @@ class Connection:
         "_connect_message",
         "_handle",
         "_heartbeat_on",
+        "_interrupted",
         "_kicked",
         "_max_send_queue",
         "_max_size",
         "_ping",
         "_pong",
         "_pump_task",
+        "_reader",
+        "_reading",
         "_receive",
         "_send",
         "_slow_policy",
+        "_watching",
         "accepted_at",
         "client_id",
         "close_code",
@@ -176,6 +186,10 @@ class Connection:
         self.closed_by: str | None = None
         self.finished = False
         self._pump_task: asyncio.Task[None] | None = None
+        self._reading = False
+        self._reader: asyncio.Task[Any] | None = None
+        self._interrupted = False
+        self._watching = False
         self._kicked: tuple[int, str, str] | None = None
         self._handle: ConnectionHandle | None = None
 
@@ -203,7 +217,10 @@ class Connection:
             return message
         if self.state is State.CONNECTING or self.state is State.REFUSED:
             return await self._receive()
-        return await self.inbox.get()
+        inbox = self.inbox
+        if INLINE_READS and not self._reading and inbox.idle():
+            return await self._read_inline()
+        return await inbox.get()
 
     async def send(self, message: Message) -> None:
         """The app's ``send``."""
@@ -307,9 +324,7 @@ class Connection:
             now = self.hub.clock_now()
             self.heartbeat.last_seen = now
             self.hub._watch(self, now + self.heartbeat.interval)
-        self._pump_task = asyncio.get_running_loop().create_task(
-            self._pump(), name=f"asgi_ws_stabilizer:pump:{self.connection_id}"
-        )
+        self._watch_reader()
 
     def _closing(self, code: int, reason: str, by: str) -> None:
         if self.close_code is None:
@@ -342,6 +357,7 @@ class Connection:
         self._closing(code, reason, by)
         self.inbox.finish({"type": "websocket.disconnect", "code": code, "reason": reason})
         self._release_memory()
+        self._interrupt_reader()
         return True
 
     # -- hub sends and memory ---------------------------------------------------------------
@@ -417,6 +433,7 @@ class Connection:
     def _transport_failed(self, exc: BaseException) -> None:
         self.log.debug("transport_failed", error=type(exc).__name__)
         self._peer_left({"type": "websocket.disconnect", "code": 1006, "reason": ""})
+        self._interrupt_reader()
 
     def _finish(self) -> None:
         if self.finished:
@@ -428,65 +445,138 @@ class Connection:
         self._release_memory()
         self.hub._finished(self, accepted=self.accepted_at is not None)
 
-    # -- the pump ---------------------------------------------------------------------------
+    # -- reading: inline by the app, or by the pump ------------------------------------------
+    #
+    # Someone must always be reading the server's receive(), or pongs and disconnects go unseen
+    # (uvicorn stops reading a socket until the app calls receive()). When the app is waiting in
+    # receive(), it reads the server itself ("inline"): no task switch per message, and no pump
+    # task for a socket whose handler sits in receive(). Whenever a message has been handed to
+    # the app and the app is not back in receive() by the next loop turn, the pump task takes
+    # over and feeds the bounded inbox, until the app waits on the inbox again. Only one of the
+    # two ever awaits the server's receive() at a time (``_reading``).
+
+    def _inbound(self, message: Message) -> int:
+        """Process one server message; its payload size if the app should get it, else -1."""
+        kind = message["type"]
+        if kind == "websocket.receive":
+            text = message.get("text")
+            heartbeat = self.heartbeat
+            bucket = self._bucket
+            if self._heartbeat_on:
+                now = self.hub.clock_now()
+                if text == self._pong["text"]:
+                    rtt = heartbeat.saw_pong(now)
+                    if rtt is not None:
+                        self.hub.counters.rtt.add(rtt)
+                    return -1
+                heartbeat.saw_frame(now)
+                if text == self._ping["text"]:
+                    # Pings count against the rate limit, and a pong is only queued while the
+                    # outbox has room: a ping flood must not grow it unseen.
+                    if bucket is not None and not bucket.allow(time.monotonic()):
+                        self.hub._rate_limited(self)
+                        self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
+                        return -1
+                    room = self._max_send_queue
+                    pong_size = len(text)
+                    if room is None or self.gate.queued_bytes + pong_size <= room:
+                        self.gate.send_nowait(self._pong, pong_size)
+                    return -1
+            if self.close_code is not None:
+                return -1  # closing: the app has been told, more data is moot
+            now_mono = time.monotonic()
+            if bucket is not None and not bucket.allow(now_mono):
+                self.hub._rate_limited(self)
+                self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
+                return -1
+            self.last_active = now_mono
+            size = payload_size(message)
+            max_size = self._max_size
+            if max_size is not None and size > max_size:
+                self.hub.counters.oversized_messages += 1
+                self.log.info("message_too_big", size=size, limit=max_size)
+                self._abort(
+                    CloseCode.MESSAGE_TOO_BIG,
+                    f"message of {size} bytes exceeds limit of {max_size} bytes",
+                )
+                return -1
+            traffic = self.traffic
+            traffic.messages_in += 1
+            traffic.bytes_in += size
+            return size
+        if kind == "websocket.disconnect":
+            self._peer_left(message)
+        return -1
+
+    async def _read_inline(self) -> Message:
+        """The app's receive() reads the server itself while nobody else does."""
+        task = asyncio.current_task()
+        self._reading = True
+        self._reader = task
+        interrupted = False
+        try:
+            while not self.inbox.finished:
+                try:
+                    message = await self._receive()
+                except asyncio.CancelledError:
+                    if not self._interrupted or task is None:
+                        raise
+                    # Our own interruption (the middleware ended the connection meanwhile),
+                    # not a cancellation of the app: swallow it and hand over the disconnect.
+                    self._interrupted = False
+                    if sys.version_info >= (3, 11):
+                        task.uncancel()
+                    interrupted = True
+                    break
+                except Exception as exc:  # the server's receive failed: the socket is unusable
+                    self.log.debug("receive_failed", error=type(exc).__name__)
+                    self._peer_left({"type": "websocket.disconnect", "code": 1006, "reason": ""})
+                    break
+                if self._inbound(message) >= 0:
+                    self._watch_reader()
+                    return message
+        finally:
+            self._reading = False
+            self._reader = None
+        if interrupted and not self.finished:
+            self._start_pump()  # keep reading until the server reports the disconnect
+        return await self.inbox.get()
+
+    def _interrupt_reader(self) -> None:
+        """Wake an app blocked in an inline read, so it gets the disconnect now."""
+        reader = self._reader
+        if reader is not None and reader is not asyncio.current_task() and not reader.done():
+            self._interrupted = True
+            reader.cancel()
+
+    def _watch_reader(self) -> None:
+        """Make sure someone reads the socket once the current loop turn is over."""
+        if not self._watching:
+            self._watching = True
+            asyncio.get_running_loop().call_soon(self._check_reader)
+
+    def _check_reader(self) -> None:
+        self._watching = False
+        if not self._reading and not self.finished:
+            self._start_pump()
+
+    def _start_pump(self) -> None:
+        if self._pump_task is None and not self.inbox.finished:
+            self._reading = True
+            self._pump_task = asyncio.get_running_loop().create_task(
+                self._pump(), name=f"asgi_ws_stabilizer:pump:{self.connection_id}"
+            )
 
     async def _pump(self) -> None:
         receive = self._receive
         inbox = self.inbox
         heartbeat = self.heartbeat
-        beating = self._heartbeat_on
-        ping_text = self._ping["text"]
-        pong_text = self._pong["text"]
-        max_size = self._max_size
-        traffic = self.traffic
-        clock_now = self.hub.clock_now
-        bucket = self._bucket
-        monotonic = time.monotonic
-        pong_size = payload_size(self._pong)
         try:
             while True:
                 message = await receive()
-                kind = message["type"]
-                if kind == "websocket.receive":
-                    text = message.get("text")
-                    if beating:
-                        now = clock_now()
-                        if text == pong_text:
-                            rtt = heartbeat.saw_pong(now)
-                            if rtt is not None:
-                                self.hub.counters.rtt.add(rtt)
-                            continue
-                        heartbeat.saw_frame(now)
-                        if text == ping_text:
-                            # Pings count against the rate limit, and a pong is only queued
-                            # while the outbox has room: a ping flood must not grow it unseen.
-                            if bucket is not None and not bucket.allow(monotonic()):
-                                self.hub._rate_limited(self)
-                                self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
-                                continue
-                            room = self._max_send_queue
-                            if room is None or self.gate.queued_bytes + pong_size <= room:
-                                self.gate.send_nowait(self._pong, pong_size)
-                            continue
-                    if self.close_code is not None:
-                        continue  # closing: the app has been told, more data is moot
-                    now_mono = monotonic()
-                    if bucket is not None and not bucket.allow(now_mono):
-                        self.hub._rate_limited(self)
-                        self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
-                        continue
-                    self.last_active = now_mono
-                    size = payload_size(message)
-                    if max_size is not None and size > max_size:
-                        self.hub.counters.oversized_messages += 1
-                        self.log.info("message_too_big", size=size, limit=max_size)
-                        self._abort(
-                            CloseCode.MESSAGE_TOO_BIG,
-                            f"message of {size} bytes exceeds limit of {max_size} bytes",
-                        )
-                        continue
-                    traffic.messages_in += 1
-                    traffic.bytes_in += size
+                size = self._inbound(message)
+                if size >= 0:
+                    app_waits = inbox.awaited()
                     if inbox.full():
                         # The app, not the peer, is slow: stop reading (the server's own flow
                         # control takes over) and do not time the peer out meanwhile.
@@ -495,19 +585,23 @@ class Connection:
                             await inbox.put(message, size)
                         finally:
                             heartbeat.paused = False
-                            heartbeat.saw_frame(clock_now())
+                            heartbeat.saw_frame(self.hub.clock_now())
                     else:
                         inbox.put_nowait(message, size)
                     if size:
                         self.hub._grew()
-                elif kind == "websocket.disconnect":
-                    self._peer_left(message)
+                    if INLINE_READS and app_waits and self.close_code is None:
+                        return  # the app waits in receive(): it reads inline from here on
+                if self.finished and message["type"] == "websocket.disconnect":
                     return
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the server's receive failed: the socket is unusable
             self.log.debug("receive_failed", error=type(exc).__name__)
             self._peer_left({"type": "websocket.disconnect", "code": 1006, "reason": ""})
+        finally:
+            self._reading = False
+            self._pump_task = None
 
     # -- heartbeat hooks (called by the scheduler) ------------------------------------------
 

@@ -41,6 +41,14 @@ class Inbox:
         """Whether the final message has been set."""
         return self._final is not None
 
+    def idle(self) -> bool:
+        """Nothing queued and not finished: a ``get`` would wait."""
+        return not self._items and self._final is None
+
+    def awaited(self) -> bool:
+        """Whether someone waits in ``get``."""
+        return bool(self._getters)
+
     def full(self) -> bool:
         """Whether a ``put`` would wait."""
         return len(self._items) >= self.maxsize

@@ -480,6 +480,10 @@ async def test_broadcast_to_5000_sockets_never_stalls_the_loop_for_long(
     socks = [CountingSocket(tally) for _ in range(CROWD)]
     tasks = [sock.serve(mw) for sock in socks]
     await until(lambda: hub.stats()["accepted"] == CROWD, "every socket is accepted")
+    # The handlers never receive, so each socket gets a pump reading it: let them all start
+    # (their first steps are set-up work, not the fan-out's) before measuring.
+    await until(lambda: sum(s.receive_calls for s in socks) >= 2 * CROWD, "pumps are reading")
+    await turns(5)
     gc.collect()  # a collection of the set-up garbage is no stall of the fan-out's making
 
     meter = StallMeter()

@@ -1,0 +1,110 @@
+"""Who reads the server's receive(): the app inline while it waits, else the pump task."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from asgi_ws_stabilizer import Hub, StabilizerMiddleware
+from asgi_ws_stabilizer.connection import INLINE_READS, Connection
+
+from .fakes import WAIT, FakeSocket, Probe, echo_app, finish, holding_app, turns, until
+
+pytestmark = pytest.mark.skipif(not INLINE_READS, reason="inline reads need Python 3.11+")
+
+
+def only(hub: Hub) -> Connection:
+    (connection,) = list(hub.registry)
+    return connection
+
+
+async def test_app_waiting_in_receive_reads_inline_without_a_pump() -> None:
+    """A handler that waits in receive() reads the socket itself: no pump task exists."""
+    hub = Hub()
+    probe = Probe()
+    sock = FakeSocket()
+    task = sock.serve(StabilizerMiddleware(echo_app(probe), hub=hub))
+    await sock.accepted()
+    for i in range(5):
+        sock.text(f"m{i}")
+        assert (await sock.next_sent())["text"] == f"echo:m{i}"
+        await turns(3)
+        assert only(hub)._pump_task is None
+    sock.disconnect()
+    await finish(task)
+
+
+async def test_handler_that_never_receives_gets_a_pump() -> None:
+    """A handler that does not call receive() gets a pump, which sees pongs and the disconnect."""
+    hub = Hub(heartbeat_interval=30)
+    probe = Probe()
+    sock = FakeSocket()
+    task = sock.serve(StabilizerMiddleware(holding_app(probe), hub=hub))
+    await sock.accepted()
+    await until(lambda: only(hub)._pump_task is not None, "the pump starts")
+    sock.text("ping")
+    assert (await sock.next_sent())["text"] == "pong"
+    sock.disconnect()
+    await until(lambda: hub.connection_count == 0, "the disconnect is seen without the app")
+    probe.release.set()
+    await finish(task)
+
+
+async def test_pump_hands_reading_back_to_the_app() -> None:
+    """While the app is busy the pump reads; once the app waits again it reads inline."""
+    hub = Hub()
+    busy = asyncio.Event()
+    got: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        for _ in range(100):
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            got.append(message["text"])
+            if message["text"] == "work":
+                await busy.wait()  # busy elsewhere: not in receive()
+
+    sock = FakeSocket()
+    task = sock.serve(StabilizerMiddleware(app, hub=hub))
+    await sock.accepted()
+    sock.text("work")
+    await until(lambda: only(hub)._pump_task is not None, "the pump takes over")
+    sock.text("a")
+    await until(lambda: len(only(hub).inbox) == 1, "the pump queued it")
+    busy.set()
+    await until(lambda: got == ["work", "a"], "the app got both")
+    # The pump is in the server's receive() now; it hands over after its next message.
+    sock.text("b")
+    await until(lambda: got == ["work", "a", "b"], "the pump delivered it")
+    await until(lambda: only(hub)._pump_task is None, "the pump handed back")
+    sock.text("c")
+    await until(lambda: got == ["work", "a", "b", "c"], "read inline")
+    assert only(hub)._pump_task is None
+    sock.disconnect()
+    await finish(task)
+
+
+async def test_cancelling_the_app_is_not_swallowed() -> None:
+    """Cancelling a handler blocked in an inline read still cancels it."""
+    hub = Hub()
+    reading = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        reading.set()
+        await receive()
+
+    sock = FakeSocket()
+    task = sock.serve(StabilizerMiddleware(app, hub=hub))
+    await asyncio.wait_for(reading.wait(), WAIT)
+    await turns(3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert hub.connection_count == 0
