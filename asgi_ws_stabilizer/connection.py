@@ -107,7 +107,6 @@ class Connection:
         "_receive",
         "_send",
         "_slow_policy",
-        "_watching",
         "accepted_at",
         "client_id",
         "close_code",
@@ -189,7 +188,6 @@ class Connection:
         self._reading = False
         self._reader: asyncio.Task[Any] | None = None
         self._interrupted = False
-        self._watching = False
         self._kicked: tuple[int, str, str] | None = None
         self._handle: ConnectionHandle | None = None
 
@@ -215,11 +213,44 @@ class Connection:
         if message is not None:
             self._connect_message = None
             return message
-        if self.state is State.CONNECTING or self.state is State.REFUSED:
+        state = self.state
+        if state is State.CONNECTING or state is State.REFUSED:
             return await self._receive()
         inbox = self.inbox
-        if INLINE_READS and not self._reading and inbox.idle():
-            return await self._read_inline()
+        if self._reading or not INLINE_READS or not inbox.idle():
+            return await inbox.get()
+        # Nobody reads the server now: the app reads it itself (see "reading" below).
+        self.hub._unread.discard(self)
+        task = asyncio.current_task()
+        self._reading = True
+        self._reader = task
+        interrupted = False
+        try:
+            while inbox._final is None:
+                try:
+                    message = await self._receive()
+                except asyncio.CancelledError:
+                    if not self._interrupted or task is None:
+                        raise
+                    # Our own interruption (the middleware ended the connection meanwhile),
+                    # not a cancellation of the app: swallow it and hand over the disconnect.
+                    self._interrupted = False
+                    if sys.version_info >= (3, 11):
+                        task.uncancel()
+                    interrupted = True
+                    break
+                except Exception as exc:  # the server's receive failed: the socket is unusable
+                    self.log.debug("receive_failed", error=type(exc).__name__)
+                    self._peer_left({"type": "websocket.disconnect", "code": 1006, "reason": ""})
+                    break
+                if self._inbound(message) >= 0:
+                    self.hub._unattended(self)
+                    return message
+        finally:
+            self._reading = False
+            self._reader = None
+        if interrupted and not self.finished:
+            self._start_pump()  # keep reading until the server reports the disconnect
         return await inbox.get()
 
     async def send(self, message: Message) -> None:
@@ -324,7 +355,9 @@ class Connection:
             now = self.hub.clock_now()
             self.heartbeat.last_seen = now
             self.hub._watch(self, now + self.heartbeat.interval)
-        self._watch_reader()
+        # Someone must read the socket soon if the app does not go to receive(): the hub looks
+        # at it a few milliseconds later (one timer for all sockets, not a callback each).
+        self.hub._unattended(self)
 
     def _closing(self, code: int, reason: str, by: str) -> None:
         if self.close_code is None:
@@ -469,7 +502,8 @@ class Connection:
                     if rtt is not None:
                         self.hub.counters.rtt.add(rtt)
                     return -1
-                heartbeat.saw_frame(now)
+                heartbeat.last_seen = now  # HeartbeatState.saw_frame, inlined: once per message
+                heartbeat.ping_sent_at = None
                 if text == self._ping["text"]:
                     # Pings count against the rate limit, and a pong is only queued while the
                     # outbox has room: a ping flood must not grow it unseen.
@@ -508,40 +542,6 @@ class Connection:
             self._peer_left(message)
         return -1
 
-    async def _read_inline(self) -> Message:
-        """The app's receive() reads the server itself while nobody else does."""
-        task = asyncio.current_task()
-        self._reading = True
-        self._reader = task
-        interrupted = False
-        try:
-            while not self.inbox.finished:
-                try:
-                    message = await self._receive()
-                except asyncio.CancelledError:
-                    if not self._interrupted or task is None:
-                        raise
-                    # Our own interruption (the middleware ended the connection meanwhile),
-                    # not a cancellation of the app: swallow it and hand over the disconnect.
-                    self._interrupted = False
-                    if sys.version_info >= (3, 11):
-                        task.uncancel()
-                    interrupted = True
-                    break
-                except Exception as exc:  # the server's receive failed: the socket is unusable
-                    self.log.debug("receive_failed", error=type(exc).__name__)
-                    self._peer_left({"type": "websocket.disconnect", "code": 1006, "reason": ""})
-                    break
-                if self._inbound(message) >= 0:
-                    self._watch_reader()
-                    return message
-        finally:
-            self._reading = False
-            self._reader = None
-        if interrupted and not self.finished:
-            self._start_pump()  # keep reading until the server reports the disconnect
-        return await self.inbox.get()
-
     def _interrupt_reader(self) -> None:
         """Wake an app blocked in an inline read, so it gets the disconnect now."""
         reader = self._reader
@@ -549,14 +549,7 @@ class Connection:
             self._interrupted = True
             reader.cancel()
 
-    def _watch_reader(self) -> None:
-        """Make sure someone reads the socket once the current loop turn is over."""
-        if not self._watching:
-            self._watching = True
-            asyncio.get_running_loop().call_soon(self._check_reader)
-
     def _check_reader(self) -> None:
-        self._watching = False
         if not self._reading and not self.finished:
             self._start_pump()
 

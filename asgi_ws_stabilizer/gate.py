@@ -173,7 +173,7 @@ class Gate:
         Raises:
             ConnectionGoneError: the socket is closed or its peer has gone; stop sending.
         """
-        if not self.open:
+        if self.close_code is not None or self.gone:
             raise self._refuse()
         if self._busy or self._queue:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -182,11 +182,19 @@ class Gate:
             await done
             return
         self._busy = True
-        self._account(size)
         try:
             blocked = self._start(message)
-            if blocked is not None:
-                await self._finish(blocked, message)
+        finally:
+            self._busy = False
+        if blocked is None:
+            if self._queue or self._idle_waiters:
+                self._kick()
+            return
+        # The server made us wait (backpressure): count the frame as held until it is out.
+        self._busy = True
+        self._account(size)
+        try:
+            await self._finish(blocked, message)
         finally:
             self._busy = False
             self._account(-size)

@@ -47,6 +47,8 @@ DisconnectHook = Callable[["ConnectionHandle", int, str, str], Awaitable[None] |
 
 CLOSE_TIMEOUT = 5.0
 MAX_GROUP_NAME = 256
+READER_CHECK_DELAY = 0.01
+"""Seconds after which a socket whose app has not come back to receive() gets a pump."""
 
 
 class Hub:
@@ -87,6 +89,8 @@ class Hub:
         self._broadcast_slots = asyncio.Semaphore(self.settings.max_concurrent_broadcast)
         self._cleanup_slots = asyncio.Semaphore(self.settings.max_concurrent_cleanup)
         self._evicting = False
+        self._unread: set[Connection] = set()
+        self._reader_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lag: LoopLagMonitor | None = None
         self._heartbeats: HeartbeatScheduler | None = None
@@ -216,6 +220,25 @@ class Hub:
         if self._heartbeats is not None:
             self._heartbeats.add(connection.connection_id, deadline)
 
+    def _unattended(self, connection: Connection) -> None:
+        """``connection``'s app got a message and may not come back to receive() soon."""
+        self._unread.add(connection)
+        if self._reader_timer is None:
+            self._reader_timer = asyncio.get_running_loop().call_later(
+                READER_CHECK_DELAY, self._check_readers
+            )
+
+    def _attended(self, connection: Connection) -> None:
+        """``connection``'s app is reading again."""
+        self._unread.discard(connection)
+
+    def _check_readers(self) -> None:
+        self._reader_timer = None
+        pending = list(self._unread)
+        self._unread.clear()
+        for connection in pending:
+            connection._check_reader()
+
     async def _connected(self, connection: Connection) -> None:
         hook = self.on_connect
         if hook is None:
@@ -229,6 +252,7 @@ class Hub:
 
     def _finished(self, connection: Connection, *, accepted: bool) -> None:
         self.registry.remove(connection)
+        self._unread.discard(connection)
         if self._heartbeats is not None:
             self._heartbeats.remove(connection.connection_id)
         if not accepted:

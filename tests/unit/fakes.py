@@ -106,11 +106,19 @@ async def finish(task: asyncio.Task[None]) -> None:
 
 
 async def until(predicate: Callable[[], bool], what: str) -> None:
-    """Let the loop run until ``predicate`` holds; fail after a bounded number of turns."""
-    for _ in range(2000):
+    """Let the loop run until ``predicate`` holds; fail after ``WAIT`` seconds.
+
+    Mostly bare loop turns, with a short sleep now and then so that timers (the hub's
+    reader check, a few milliseconds out) get their turn too.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    turn = 0
+    while loop.time() < deadline:
         if predicate():
             return
-        await asyncio.sleep(0)
+        turn += 1
+        await asyncio.sleep(0.001 if turn % 50 == 0 else 0)
     raise AssertionError(f"never happened: {what}")
 
 
