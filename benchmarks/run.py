@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -18,6 +19,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,39 +55,63 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-async def run_subject(
-    subject: str, scenario: str, sizes: Sizes, fast_heartbeat: bool
+async def interleaved(
+    subjects: list[str], repeats: int, measure: Callable[[Server], Awaitable[dict[str, Any]]]
+) -> dict[str, dict[str, Any]]:
+    """Every subject's server runs at once; each repeat measures each subject in turn (the
+    order rotating), so slow drifts of the machine hit every subject alike."""
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in subjects}
+    with contextlib.ExitStack() as stack:
+        servers = {s: stack.enter_context(Server(s)) for s in subjects}
+        for repeat in range(repeats):
+            order = subjects[repeat % len(subjects) :] + subjects[: repeat % len(subjects)]
+            for subject in order:
+                runs[subject].append(await measure(servers[subject]))
+    return {s: median_of(r) for s, r in runs.items()}
+
+
+async def run_scenario(
+    scenario: str, subjects: list[str], sizes: Sizes, fast_heartbeat: bool
 ) -> dict[str, Any]:
-    env: dict[str, str] = {}
-    args: list[str] = []
-    if scenario == "dead" and fast_heartbeat:
-        env = {"WS_STABILIZER_HEARTBEAT_INTERVAL": "1", "WS_STABILIZER_HEARTBEAT_TIMEOUT": "1"}
-        args = ["--ws-ping-interval", "1", "--ws-ping-timeout", "1"]
-    with Server(subject, env, *args) as server:
-        if scenario == "echo":
-            return median_of([await scenarios.echo(server, sizes) for _ in range(sizes.repeats)])
-        if scenario == "fanout":
-            out: dict[str, Any] = {}
-            for n in sizes.fanout_sockets:
-                runs = [
-                    await scenarios.fanout(server, n, sizes.fanout_broadcasts)
-                    for _ in range(sizes.repeats)
-                ]
-                out[str(n)] = median_of(runs)
-            return out
-        if scenario == "slow":
-            calm = await scenarios.fanout(server, sizes.slow_sockets, sizes.slow_broadcasts)
-            stalled = await scenarios.fanout(
-                server, sizes.slow_sockets, sizes.slow_broadcasts, stalled=True
-            )
-            return {"without_stall": calm, "with_stall": stalled}
-        if scenario == "idle":
-            return await scenarios.idle(server, sizes)
-        if scenario == "churn":
-            return await scenarios.churn(server, sizes)
-        if scenario == "dead":
-            return await scenarios.dead(server, sizes)
-    raise ValueError(scenario)
+    """One scenario for every subject: ``{subject: figures}``."""
+    if scenario == "echo":
+        return await interleaved(
+            subjects, sizes.repeats, lambda server: scenarios.echo(server, sizes)
+        )
+    if scenario == "fanout":
+        by_size: dict[str, dict[str, dict[str, Any]]] = {}
+        for n in sizes.fanout_sockets:
+
+            def measure(server: Server, n: int = n) -> Awaitable[dict[str, Any]]:
+                return scenarios.fanout(server, n, sizes.fanout_broadcasts)
+
+            by_size[str(n)] = await interleaved(subjects, sizes.repeats, measure)
+        return {s: {n: by_size[n][s] for n in by_size} for s in subjects}
+    out: dict[str, Any] = {}
+    for subject in subjects:
+        env: dict[str, str] = {}
+        args: list[str] = []
+        if scenario == "dead" and fast_heartbeat:
+            env = {"WS_STABILIZER_HEARTBEAT_INTERVAL": "1", "WS_STABILIZER_HEARTBEAT_TIMEOUT": "1"}
+            args = ["--ws-ping-interval", "1", "--ws-ping-timeout", "1"]
+        started = time.monotonic()
+        with Server(subject, env, *args) as server:
+            if scenario == "slow":
+                calm = await scenarios.fanout(server, sizes.slow_sockets, sizes.slow_broadcasts)
+                stalled = await scenarios.fanout(
+                    server, sizes.slow_sockets, sizes.slow_broadcasts, stalled=True
+                )
+                out[subject] = {"without_stall": calm, "with_stall": stalled}
+            elif scenario == "idle":
+                out[subject] = await scenarios.idle(server, sizes)
+            elif scenario == "churn":
+                out[subject] = await scenarios.churn(server, sizes)
+            elif scenario == "dead":
+                out[subject] = await scenarios.dead(server, sizes)
+            else:
+                raise ValueError(f"unknown scenario {scenario!r}")
+        print(f"  {scenario} {subject}: {time.monotonic() - started:.1f} s", flush=True)
+    return out
 
 
 def ratio(ours: float | None, bare: float | None) -> float | None:
@@ -262,11 +288,9 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         os.sched_setaffinity(0, {CLIENT_CORE})
     results: dict[str, dict[str, Any]] = {}
     for scenario in [s for s in args.scenarios.split(",") if s]:
-        results[scenario] = {}
-        for subject in subjects:
-            started = time.monotonic()
-            results[scenario][subject] = await run_subject(subject, scenario, sizes, fast_heartbeat)
-            print(f"{scenario:7} {subject:5} {time.monotonic() - started:6.1f} s", flush=True)
+        started = time.monotonic()
+        results[scenario] = await run_scenario(scenario, subjects, sizes, fast_heartbeat)
+        print(f"{scenario}: {time.monotonic() - started:.1f} s", flush=True)
     versions = {
         name: importlib.metadata.version(name)
         for name in ("uvicorn", "starlette", "websockets", "asgi_ws_stabilizer")

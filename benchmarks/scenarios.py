@@ -28,7 +28,7 @@ class Sizes:
     """How much work each scenario does."""
 
     echo_clients: int = 20
-    echo_round_trips: int = 500
+    echo_round_trips: int = 1000
     fanout_sockets: tuple[int, ...] = (1000, 5000)
     fanout_broadcasts: int = 20
     slow_sockets: int = 1000
@@ -38,12 +38,12 @@ class Sizes:
     churn_cycles: int = 5000
     churn_warmup: int = 500
     dead_timeout: float = 60.0
-    repeats: int = 3
+    repeats: int = 5
 
 
 FULL = Sizes()
 QUICK = Sizes(
-    echo_round_trips=200,
+    echo_round_trips=500,
     fanout_sockets=(1000,),
     fanout_broadcasts=10,
     slow_broadcasts=10,
@@ -51,7 +51,7 @@ QUICK = Sizes(
     idle_seconds=10.0,
     churn_cycles=1000,
     churn_warmup=200,
-    repeats=1,
+    repeats=3,
 )
 SMOKE = Sizes(
     echo_clients=2,
