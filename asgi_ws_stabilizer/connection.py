@@ -97,6 +97,7 @@ class Connection:
         "_heartbeat_on",
         "_interrupted",
         "_kicked",
+        "_loop_time",
         "_max_send_queue",
         "_max_size",
         "_ping",
@@ -165,8 +166,9 @@ class Connection:
         self.inbox = Inbox(settings.receive_queue_size, hub.meter)
         self._max_send_queue = settings.max_send_queue
         self._slow_policy = settings.slow_consumer_policy
+        self._loop_time = asyncio.get_running_loop().time
         self._bucket = (
-            TokenBucket(settings.rate_limit, settings.burst, time.monotonic())
+            TokenBucket(settings.rate_limit, settings.burst, self._loop_time())
             if settings.rate_limit is not None
             else None
         )
@@ -178,7 +180,7 @@ class Connection:
         self._pong = hub.pong_frame
         self._max_size = settings.max_message_size
         self.created_at = time.monotonic()
-        self.last_active = self.created_at
+        self.last_active = self._loop_time()
         self.accepted_at: float | None = None
         self.close_code: int | None = None
         self.close_reason = ""
@@ -245,7 +247,9 @@ class Connection:
                     self._peer_left({"type": "websocket.disconnect", "code": 1006, "reason": ""})
                     break
                 if self._inbound(message) >= 0:
-                    hub._unattended(self)
+                    hub._unread.add(self)  # Hub._unattended, inlined: once per message
+                    if hub._reader_timer is None:
+                        hub._arm_reader_check()
                     return message
         finally:
             self._reading = False
@@ -263,9 +267,15 @@ class Connection:
                 await self._send(message)
                 return
             size = payload_size(message)
-            await self.gate.send(message, size)
-            self.traffic.messages_out += 1
-            self.traffic.bytes_out += size
+            gate = self.gate
+            started = gate.write_now(message)  # usually True: out at once, nothing to await
+            if started is False:
+                await gate.send(message, size)
+            elif started is not True:
+                await gate.finish_write(started, message, size)
+            traffic = self.traffic
+            traffic.messages_out += 1
+            traffic.bytes_out += size
         elif kind == "websocket.accept" and self.state is State.CONNECTING:
             if self._kicked is not None:
                 code, reason, _ = self._kicked
@@ -496,8 +506,9 @@ class Connection:
             text = message.get("text")
             heartbeat = self.heartbeat
             bucket = self._bucket
+            raw = self._loop_time()
             if self._heartbeat_on:
-                now = self.hub.clock_now()
+                now = self.hub.clock_at(raw)
                 if text == self._pong["text"]:
                     rtt = heartbeat.saw_pong(now)
                     if rtt is not None:
@@ -508,7 +519,7 @@ class Connection:
                 if text == self._ping["text"]:
                     # Pings count against the rate limit, and a pong is only queued while the
                     # outbox has room: a ping flood must not grow it unseen.
-                    if bucket is not None and not bucket.allow(time.monotonic()):
+                    if bucket is not None and not bucket.allow(raw):
                         self.hub._rate_limited(self)
                         self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
                         return -1
@@ -519,12 +530,11 @@ class Connection:
                     return -1
             if self.close_code is not None:
                 return -1  # closing: the app has been told, more data is moot
-            now_mono = time.monotonic()
-            if bucket is not None and not bucket.allow(now_mono):
+            if bucket is not None and not bucket.allow(raw):
                 self.hub._rate_limited(self)
                 self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
                 return -1
-            self.last_active = now_mono
+            self.last_active = raw
             size = payload_size(message)
             max_size = self._max_size
             if max_size is not None and size > max_size:

@@ -192,6 +192,28 @@ class Gate:
             return
         # The server made us wait (backpressure): count the frame as held until it is out.
         self._busy = True
+        await self.finish_write(blocked, message, size)
+
+    def write_now(self, message: Message) -> _Resume | bool:
+        """Start writing a frame at once if the gate is idle (the app's fast path).
+
+        Returns ``True`` when the frame is out; ``False`` (nothing written) when the gate is
+        busy, has a backlog or is closed: then ``await send()``; or, when the server has to
+        wait, the rest of the write: ``await finish_write(it, message, size)``.
+
+        Raises:
+            ConnectionGoneError: the server reported the socket gone.
+        """
+        if self._busy or self._queue or self.close_code is not None or self.gone:
+            return False
+        blocked = self._start(message)
+        if blocked is None:
+            return True
+        self._busy = True  # until finish_write: later frames queue behind this one
+        return blocked
+
+    async def finish_write(self, blocked: _Resume, message: Message, size: int) -> None:
+        """Finish a write that ``write_now`` started and the server made wait."""
         self._account(size)
         try:
             await self._finish(blocked, message)

@@ -146,9 +146,12 @@ class Hub:
 
     def clock_now(self) -> float:
         """Seconds on the lag-adjusted clock that heartbeat deadlines use."""
-        if self._lag is None:
-            return asyncio.get_running_loop().time()
-        return self._lag.now()
+        return self.clock_at(asyncio.get_running_loop().time())
+
+    def clock_at(self, loop_time: float) -> float:
+        """``loop_time`` (the loop's clock) on the lag-adjusted clock."""
+        lag = self._lag
+        return loop_time if lag is None else lag.clock.adjusted(loop_time)
 
     def _loop_stalled(self, lag: float) -> None:
         self.counters.loop_stalls += 1
@@ -224,9 +227,12 @@ class Hub:
         """``connection``'s app got a message and may not come back to receive() soon."""
         self._unread.add(connection)
         if self._reader_timer is None:
-            self._reader_timer = asyncio.get_running_loop().call_later(
-                READER_CHECK_DELAY, self._check_readers
-            )
+            self._arm_reader_check()
+
+    def _arm_reader_check(self) -> None:
+        self._reader_timer = asyncio.get_running_loop().call_later(
+            READER_CHECK_DELAY, self._check_readers
+        )
 
     def _attended(self, connection: Connection) -> None:
         """``connection``'s app is reading again."""
