@@ -227,7 +227,6 @@ class Connection:
         task = asyncio.current_task(hub._loop)  # with the loop given: 3x cheaper on 3.11
         self._reading = True
         self._reader = task
-        interrupted = False
         try:
             while inbox._final is None:
                 try:
@@ -240,7 +239,6 @@ class Connection:
                     self._interrupted = False
                     if sys.version_info >= (3, 11):
                         task.uncancel()
-                    interrupted = True
                     break
                 except Exception as exc:  # the server's receive failed: the socket is unusable
                     self.log.debug("receive_failed", error=type(exc).__name__)
@@ -254,9 +252,7 @@ class Connection:
         finally:
             self._reading = False
             self._reader = None
-        if interrupted and not self.finished:
-            self._start_pump()  # keep reading until the server reports the disconnect
-        return await inbox.get()
+        return await inbox.get()  # the disconnect (no one reads after it: the server closes)
 
     async def send(self, message: Message) -> None:
         """The app's ``send``."""
