@@ -137,7 +137,7 @@ async def command(ws: ClientConnection, cmd: dict[str, Any]) -> dict[str, Any]:
 
 async def nothing_more(ws: ClientConnection) -> None:
     """No frame arrives within a short while."""
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # not the builtin one before 3.11
         await asyncio.wait_for(ws.recv(), t(0.2))
 
 

@@ -134,7 +134,7 @@ async def test_loop_stall_does_not_close_healthy_clients() -> None:
                 while not done.is_set():
                     try:
                         frame = await asyncio.wait_for(ws.recv(), 0.05)
-                    except TimeoutError:
+                    except asyncio.TimeoutError:  # not the builtin one before 3.11
                         continue
                     if frame == "ping":
                         pings += 1
