@@ -8,6 +8,9 @@ The hierarchy::
     ├── StateError (also RuntimeError)           an operation in the wrong state
     ├── MemoryLimitExceededError                 a user_data write over a memory limit
     ├── InvalidGroupError (also ValueError)      a group name that is empty or too long
+    ├── InvalidTokenError                         a resume token that is malformed or forged
+    │   ├── TokenExpiredError                     … genuine but expired
+    │   └── TokenSpentError                       … genuine but already used
     └── ConnectionGoneError (also OSError)       send on a socket that is closed or gone
 
 ``ConnectionGoneError`` subclasses ``OSError`` on purpose: ASGI 2.4 says a send on a closed
@@ -59,6 +62,18 @@ class MemoryLimitExceededError(StabilizerError):
 
 class InvalidGroupError(StabilizerError, ValueError):
     """A group name that is empty, too long, or not a string."""
+
+
+class InvalidTokenError(StabilizerError):
+    """A resume token that is malformed, forged or tampered with."""
+
+
+class TokenExpiredError(InvalidTokenError):
+    """A genuine resume token past its expiry."""
+
+
+class TokenSpentError(InvalidTokenError):
+    """A genuine resume token that was used before (tokens are single-use)."""
 
 
 class ConnectionGoneError(StabilizerError, OSError):
