@@ -42,6 +42,12 @@ class Handshake:
     host: str | None
     client_id: str | None
     remote_ip: str
+    opted_in: bool = False
+    """``_stabilizer=1``: the client takes control frames and may resume."""
+    token: str | None = None
+    """``_stabilizer_token``: the resume token it holds."""
+    received: str | None = None
+    """``_stabilizer_seq``: how many data messages it received in that session (unparsed)."""
 
     @classmethod
     def from_scope(cls, scope: Any, client_id_param: str | None) -> Handshake:
@@ -52,19 +58,21 @@ class Handshake:
                 origin = value.decode("latin-1")
             elif name == b"host":
                 host = value.decode("latin-1")
-        client_id = None
-        if client_id_param:
-            client_id = _query_param(scope.get("query_string") or b"", client_id_param)
+        params: dict[str, str] = {}
+        for key, value in parse_qsl((scope.get("query_string") or b"").decode("latin-1"), True):
+            params.setdefault(key, value)  # the first occurrence counts
+        client_id = params.get(client_id_param) if client_id_param else None
         client = scope.get("client")
         remote_ip = str(client[0]) if client else "unknown"
-        return cls(origin=origin, host=host, client_id=client_id, remote_ip=remote_ip)
-
-
-def _query_param(query: bytes, name: str) -> str | None:
-    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-        if key == name:
-            return value
-    return None
+        return cls(
+            origin=origin,
+            host=host,
+            client_id=client_id,
+            remote_ip=remote_ip,
+            opted_in=params.get("_stabilizer") == "1",
+            token=params.get("_stabilizer_token"),
+            received=params.get("_stabilizer_seq"),
+        )
 
 
 class Admission:
@@ -117,6 +125,14 @@ class Admission:
                 400,
                 "bad_client_id",
                 "malformed client id: use 1-128 characters of A-Z a-z 0-9 . _ ~ : @ -",
+            )
+        if handshake.token is not None and not (
+            handshake.received is not None and handshake.received.isdigit()
+        ):
+            return Refusal(
+                400,
+                "bad_resume_seq",
+                "_stabilizer_seq must be the number of data messages received (0 or more)",
             )
         if s.max_connections_per_ip is not None and per_ip >= s.max_connections_per_ip:
             return Refusal(429, "ip_limit", "too many connections from this address", s.retry_after)

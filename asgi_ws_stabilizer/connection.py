@@ -39,6 +39,8 @@ from .stats import Traffic
 if TYPE_CHECKING:
     from .handle import ConnectionHandle
     from .hub import Hub
+    from .resume import Binding
+    from .sessions import Session
 
 
 CLOSE_TIMEOUT = 5.0
@@ -91,6 +93,7 @@ class Connection:
     __slots__ = (
         "__weakref__",
         "_accounted",
+        "_binding",
         "_bucket",
         "_connect_message",
         "_handle",
@@ -123,9 +126,14 @@ class Connection:
         "hub",
         "inbox",
         "last_active",
+        "missed",
         "path",
         "remote_ip",
+        "replayed",
+        "resume_reason",
+        "resumed",
         "scope",
+        "session",
         "session_id",
         "state",
         "traffic",
@@ -191,6 +199,13 @@ class Connection:
         self._reader: asyncio.Task[Any] | None = None
         self._interrupted = False
         self._kicked: tuple[int, str, str] | None = None
+        self.session: Session | None = None
+        """The resumable session of an opted-in socket (``_stabilizer=1``), else ``None``."""
+        self._binding: Binding | None = None
+        self.resumed = False
+        self.replayed = 0
+        self.missed = 0
+        self.resume_reason: str | None = None
         self._handle: ConnectionHandle | None = None
 
     @property
@@ -264,6 +279,8 @@ class Connection:
                 return
             size = payload_size(message)
             gate = self.gate
+            if self.session is not None and gate.open:
+                self.session.buffer.append(message, size)
             started = gate.write_now(message)  # usually True: out at once, nothing to await
             if started is False:
                 await gate.send(message, size)
@@ -358,6 +375,18 @@ class Connection:
         self.state = State.OPEN
         self.accepted_at = time.monotonic()
         self.hub._opened(self)
+        binding = self._binding
+        if binding is not None:
+            # Right after accept, before any replayed or new message (the gate keeps order).
+            self._binding = None
+            self.resumed = binding.resumed
+            self.replayed = len(binding.replay)
+            self.missed = binding.missed
+            self.resume_reason = binding.reason
+            frame = self.hub._session_frame(self, binding)
+            self.gate.send_nowait(frame, payload_size(frame))
+            for message in binding.replay:
+                self.gate.send_nowait(message, payload_size(message))
         if self._heartbeat_on:
             now = self.hub.clock_now()
             self.heartbeat.last_seen = now
@@ -409,7 +438,9 @@ class Connection:
             return Delivery.SKIPPED
         limit = self._max_send_queue
         if limit is not None and gate.queued_bytes + frame.size > limit:
-            policy = self._slow_policy
+            # A resumable socket is closed, never dropped from: its numbering must hold, and
+            # the client gets everything back from the replay buffer when it resumes.
+            policy = self._slow_policy if self.session is None else "close"
             if policy == "close":
                 self.hub._slow_consumer(self, "close", 1)
                 self._abort(CloseCode.TRY_AGAIN_LATER, "slow consumer: send queue full")
@@ -427,6 +458,8 @@ class Connection:
                 return Delivery.DROPPED
         else:
             outcome = Delivery.QUEUED
+        if self.session is not None:
+            self.session.buffer.append(frame.message, frame.size)
         gate.send_nowait(frame.message, frame.size, droppable=True)
         self.traffic.messages_out += 1
         self.traffic.bytes_out += frame.size
@@ -483,6 +516,11 @@ class Connection:
         self.state = State.CLOSED if previous is not State.REFUSED else previous
         self.inbox.finish({"type": "websocket.disconnect", "code": self.close_code or 1006})
         self._release_memory()
+        session = self.session
+        if session is not None and session.connection is self:
+            session.user_data = dict(self.user_data)
+            session.groups = set(self.groups)
+            self.hub._session_left(session)
         self.hub._finished(self, accepted=self.accepted_at is not None)
 
     # -- reading: inline by the app, or by the pump ------------------------------------------

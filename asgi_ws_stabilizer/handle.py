@@ -77,6 +77,40 @@ class ConnectionHandle:
         return self._connection.hub
 
     @property
+    def resumed(self) -> bool:
+        """Whether this socket resumed an earlier session (readable once accept() returned)."""
+        return self._connection.resumed
+
+    @property
+    def replayed(self) -> int:
+        """Messages re-sent from the session's buffer on resume."""
+        return self._connection.replayed
+
+    @property
+    def missed(self) -> int:
+        """Messages the client needed that the buffer no longer had (exact)."""
+        return self._connection.missed
+
+    @property
+    def resume_reason(self) -> str | None:
+        """Why a resume was refused (``invalid_token``, ``token_expired``, ``token_spent``,
+        ``session_unknown``); ``None`` when resumed or not asked for."""
+        return self._connection.resume_reason
+
+    @property
+    def resumable(self) -> bool:
+        """Whether the client opted in (``_stabilizer=1``) and has a session."""
+        return self._connection.session is not None
+
+    def resume_token(self) -> str:
+        """A fresh resume token for this socket's session.
+
+        Raises:
+            StateError: the client did not opt in to resumption.
+        """
+        return self._connection.hub.resume_token(self._connection)
+
+    @property
     def groups(self) -> frozenset[str]:
         """The groups this socket is in."""
         return frozenset(self._connection.groups)

@@ -18,14 +18,18 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from starlette.types import Message
+
 from .admission import Admission, Handshake, Refusal
 from .clock import LoopLagMonitor
-from .errors import InvalidGroupError
+from .codes import CloseCode
+from .errors import InvalidGroupError, StateError
 from .fanout import BroadcastResult, Exclude, exclusion, fan_out
 from .log import EventLog
 from .memory import Meter
 from .messages import OutboundMessage, encode
 from .registry import Registry
+from .resume import Binding, Resumption, control_frame
 from .scheduler import HeartbeatScheduler
 from .settings import (
     SettingsOverrides,
@@ -89,6 +93,9 @@ class Hub:
         self._broadcast_slots = asyncio.Semaphore(self.settings.max_concurrent_broadcast)
         self._cleanup_slots = asyncio.Semaphore(self.settings.max_concurrent_cleanup)
         self._evicting = False
+        self.resumption = Resumption(self.settings)
+        self._warned_random_key = False
+        self._session_sweep: asyncio.TimerHandle | None = None
         self._unread: set[Connection] = set()
         self._reader_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -122,6 +129,7 @@ class Hub:
         self._lag = LoopLagMonitor(loop, self._loop_stalled)
         self._lag.start()
         self._heartbeats = HeartbeatScheduler(loop, self._lag, self.registry.get, self.log)
+        self._sweep_sessions()
         for connection in self.registry:
             if connection.accepted_at is not None and connection.hub.settings.heartbeat_enabled:
                 self._heartbeats.add(
@@ -136,7 +144,18 @@ class Hub:
         """Stop the services (lifespan shutdown). Open sockets stay open, without heartbeat."""
         self._stop_services()
 
+    def _sweep_sessions(self) -> None:
+        expired = self.resumption.store.expire(time.time())
+        if expired:
+            self.log.debug("sessions_expired", count=expired)
+        self._session_sweep = asyncio.get_running_loop().call_later(
+            min(30.0, self.settings.session_ttl / 2), self._sweep_sessions
+        )
+
     def _stop_services(self) -> None:
+        if self._session_sweep is not None:
+            self._session_sweep.cancel()
+            self._session_sweep = None
         if self._heartbeats is not None:
             self._heartbeats.stop()
             self._heartbeats = None
@@ -245,6 +264,74 @@ class Hub:
         for connection in pending:
             connection._check_reader()
 
+    # -- resumption -------------------------------------------------------------------------
+
+    def _bind_session(self, connection: Connection, token: str | None, received: int) -> None:
+        """Give an opted-in socket its session: the one its token names, or a fresh one."""
+        now = time.time()
+        if self.resumption.random_key and not self._warned_random_key:
+            self._warned_random_key = True
+            self.log.warning(
+                "resume_key_random",
+                hint="set WS_STABILIZER_SECRET_KEY: tokens made with a random per-process key "
+                "do not survive a restart and do not work across workers",
+            )
+        claims, reason = self.resumption.check(token, now)
+        binding = self.resumption.bind(
+            connection.session_id, connection.client_id, claims, reason, received, now
+        )
+        session = binding.session
+        connection.session = session
+        connection.session_id = session.session_id
+        connection._binding = binding
+        if binding.resumed:
+            connection.client_id = session.client_id
+            old = binding.replaced
+            if (
+                old is not None
+                and old is not connection
+                and old.shed(
+                    CloseCode.REPLACED, "replaced by a newer connection of the same session"
+                )
+            ):
+                old.gate.queue_close()
+            connection.user_data._restore(session.user_data)
+            for group in session.groups:
+                self.registry.join(connection, group)
+            connection.log.info(
+                "session_resumed",
+                session_id=session.session_id,
+                client_id=session.client_id,
+                replayed=len(binding.replay),
+                missed=binding.missed,
+                replaced=old is not None,
+            )
+        elif binding.reason is not None:
+            connection.log.info(
+                "resume_refused", reason=binding.reason, session_id=session.session_id
+            )
+        self.resumption.store.attach(session, connection)
+
+    def _session_frame(self, connection: Connection, binding: Binding) -> Message:
+        session = binding.session
+        return control_frame(
+            "session",
+            session_id=session.session_id,
+            token=self.resumption.token(session, time.time()),
+            resumed=binding.resumed,
+            replayed=len(binding.replay),
+            missed=binding.missed,
+        )
+
+    def _session_left(self, session: Any) -> None:
+        self.resumption.store.detach(session, time.time())
+
+    def resume_token(self, connection: Connection) -> str:
+        """A fresh resume token for an opted-in connection's session."""
+        if connection.session is None:
+            raise StateError("this socket did not opt in to resumption (_stabilizer=1)")
+        return self.resumption.token(connection.session, time.time())
+
     async def _connected(self, connection: Connection) -> None:
         hook = self.on_connect
         if hook is None:
@@ -306,7 +393,8 @@ class Hub:
 
         ``exclude`` takes connection ids, client ids or handles. Returns what happened.
         """
-        result = await self._fan_out(list(self.registry), message, exclude)
+        store = self.resumption.store
+        result = await self._fan_out(list(self.registry), message, exclude, list(store.detached()))
         self.counters.broadcasts += 1
         return result
 
@@ -314,22 +402,35 @@ class Hub:
         self, group: str, message: OutboundMessage, *, exclude: Exclude = None
     ) -> BroadcastResult:
         """Queue ``message`` for every socket in ``group`` but the excluded ones."""
-        result = await self._fan_out(self.registry.members(check_group(group)), message, exclude)
+        members = self.registry.members(check_group(group))
+        away = self.resumption.store.detached_in_group(group)
+        result = await self._fan_out(members, message, exclude, away)
         self.counters.publishes += 1
         return result
 
     async def send_to(self, client_id: str, message: OutboundMessage) -> int:
         """Queue ``message`` for every socket of ``client_id``; returns how many took it."""
-        result = await self._fan_out(self.registry.of_client(client_id), message, None)
+        away = self.resumption.store.detached_of_client(client_id)
+        result = await self._fan_out(self.registry.of_client(client_id), message, None, away)
         self.counters.direct_sends += 1
         return result.queued
 
     async def _fan_out(
-        self, targets: list[Connection], message: OutboundMessage, exclude: Exclude
+        self,
+        targets: list[Connection],
+        message: OutboundMessage,
+        exclude: Exclude,
+        away: list[Any] | None = None,
     ) -> BroadcastResult:
         frame = encode(message)
+        excluded = exclusion(exclude)
         async with self._broadcast_slots:
-            return await fan_out(targets, frame, exclusion(exclude), self.settings.num_shards)
+            result = await fan_out(targets, frame, excluded, self.settings.num_shards)
+        # Sessions whose client is away keep the message for when it resumes.
+        for session in away or ():
+            if session.client_id not in excluded:
+                session.buffer.append(frame.message, frame.size)
+        return result
 
     async def close(self, client_id: str, code: int = 1000, reason: str = "") -> int:
         """Close every socket of ``client_id``; returns how many were closed."""
@@ -447,6 +548,7 @@ class Hub:
             "user_data": self.meter.user_data,
             "outbox": self.meter.outbox,
             "inbox": self.meter.inbox,
+            "resume_buffers": self.resumption.store.buffered_bytes(),
             "connections": len(self.registry),
             "max_total_memory": self.settings.max_total_memory,
             "max_memory_per_connection": self.settings.max_memory_per_connection,

@@ -161,6 +161,11 @@ class UserData(dict[str, Any]):
         self._changed(-self.bytes)
         self.bytes = 0
 
+    def _restore(self, items: dict[str, Any]) -> None:
+        """Put back a resumed session's data (measured, not refused: it was admitted before)."""
+        for key, value in items.items():
+            self._set_unchecked(key, value)
+
     def remeasure(self) -> int:
         """Measure every value again (catches in-place mutation); returns the new total."""
         sizes = {key: self._measure(key, value) for key, value in self.items()}

@@ -14,6 +14,7 @@ refused before the app is called) and then served by a ``Connection``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Send
@@ -119,10 +120,17 @@ class StabilizerMiddleware:
             client_id=handshake.client_id,
             remote_ip=handshake.remote_ip,
         )
+        if handshake.opted_in and handshake.token is not None:
+            # A genuine token names the client: admission counts it under that id.
+            claims, _ = hub.resumption.check(handshake.token, time.time())
+            if claims is not None:
+                connection.client_id = claims.client_id
         refusal = hub.admit(connection, handshake)
         if refusal is not None:
             await deny(scope, send, refusal)
             return
+        if handshake.opted_in:
+            hub._bind_session(connection, handshake.token, int(handshake.received or 0))
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}

@@ -67,6 +67,7 @@ class Session:
         "connection",
         "expires_at",
         "groups",
+        "offset",
         "session_id",
         "user_data",
     )
@@ -75,6 +76,8 @@ class Session:
         self.session_id = session_id
         self.client_id = client_id
         self.buffer = ResumeBuffer(buffer_limit)
+        self.offset = 0
+        """Messages the client missed on earlier resumes: its count plus this is our number."""
         self.user_data: dict[str, Any] = {}
         self.groups: set[str] = set()
         self.connection: Any = None

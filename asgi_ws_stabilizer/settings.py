@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import SettingsError
@@ -43,6 +43,7 @@ _OPTIONAL_FIELDS = (
     "max_total_memory",
     "rate_limit",
     "rate_limit_burst",
+    "secret_key",
 )
 
 
@@ -74,6 +75,10 @@ class SettingsOverrides(TypedDict, total=False):
     memory_eviction_policy: str
     rate_limit: float | None
     rate_limit_burst: int | None
+    secret_key: str | SecretStr | None
+    reconnect_token_ttl: float
+    session_ttl: float
+    resume_buffer_size: int
 
 
 class StabilizerSettings(BaseSettings):
@@ -116,6 +121,10 @@ class StabilizerSettings(BaseSettings):
     memory_eviction_policy: Literal["lru", "fifo", "largest"] = "lru"
     rate_limit: float | None = Field(default=None, gt=0)
     rate_limit_burst: int | None = Field(default=None, ge=1)
+    secret_key: SecretStr | None = None
+    reconnect_token_ttl: float = Field(default=300.0, gt=0)
+    session_ttl: float = Field(default=120.0, gt=0)
+    resume_buffer_size: int = Field(default=256 * 1024, gt=0)
 
     @field_validator(*_OPTIONAL_FIELDS, mode="before")
     @classmethod
@@ -162,6 +171,13 @@ class StabilizerSettings(BaseSettings):
                 )
             normalised.append(canonical)
         return normalised
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 16:
+            raise ValueError("must be at least 16 bytes; use e.g. `openssl rand -hex 32`")
+        return value
 
     @field_validator("memory_eviction_policy", "slow_consumer_policy", mode="before")
     @classmethod

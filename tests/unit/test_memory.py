@@ -388,6 +388,7 @@ async def test_memory_usage_reports_exact_figures() -> None:
         "user_data": reader_data + stuck_data,
         "outbox": 100,
         "inbox": 11,
+        "resume_buffers": 0,
         "connections": 2,
         "max_total_memory": None,
         "max_memory_per_connection": 10_000,
