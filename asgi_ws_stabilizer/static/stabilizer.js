@@ -1,6 +1,6 @@
 // Browser client for asgi_ws_stabilizer: reconnects with full-jitter backoff, resumes the
 // session (so the server replays what was missed), answers the heartbeat and buffers sends
-// while offline. ES2020 module, no dependencies. Wire contract: DESIGN.md section 6.
+// while offline. ES2020 module, no dependencies, no build step.
 
 const OPEN = 1; // WebSocket.OPEN
 
@@ -147,24 +147,28 @@ export class OfflineBuffer {
 }
 
 /**
- * A WebSocket that stays connected: see the README of asgi_ws_stabilizer for the contract.
+ * A WebSocket that stays connected. Opted in (`resume`, the default) it waits for the server's
+ * session frame before it counts as open, resumes with the latest token and the number of data
+ * messages received, and follows the server's close codes and drain hints.
  * Events (CustomEvent, payload in `detail`): open, message, close, reconnecting, resumed, drop.
  */
 export class StabilizedSocket extends EventTarget {
-  #url; #opts; #ws = null; #state = "connecting"; #sessionReady = false;
-  #token = null; #sessionId = null; #received = 0; #dropped = 0; #attempt = 0;
-  #buffer; #timer = null; #timerIsHint = false; #connectTimer = null; #stableTimer = null;
-  #drainHint = null; #offline = false; #env = [];
-
   /**
    * @param {string | URL} url
    * @param {import("./stabilizer").StabilizedSocketOptions} [options]
    */
   constructor(url, options = {}) {
     super();
+    // Members starting with "_" are internal (plain properties keep this ES2020).
+    /** @type {"connecting" | "open" | "reconnecting" | "closed"} */
+    this._state = "connecting";
+    this._ws = null; this._sessionReady = false; this._token = null; this._sessionId = null;
+    this._received = 0; this._dropped = 0; this._attempt = 0; this._drainHint = null;
+    this._timer = null; this._timerIsHint = false; this._connectTimer = null; this._stableTimer = null;
+    this._offline = false; this._env = [];
     const g = globalThis;
-    this.#url = String(url);
-    this.#opts = {
+    this._url = String(url);
+    this._opts = {
       resume: true, minDelay: 500, maxDelay: 20000, rateLimitDelay: 5000, stableAfter: 5000,
       connectTimeout: 10000, maxBufferedMessages: 100, maxBufferedBytes: 1024 * 1024,
       pingMessage: "ping", pongMessage: "pong", protocols: undefined,
@@ -173,24 +177,24 @@ export class StabilizedSocket extends EventTarget {
       window: g.window, document: g.document,
       ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
     };
-    if (typeof this.#opts.WebSocket !== "function") throw new TypeError("no WebSocket implementation");
-    this.#buffer = new OfflineBuffer({
-      maxMessages: this.#opts.maxBufferedMessages, maxBytes: this.#opts.maxBufferedBytes,
+    if (typeof this._opts.WebSocket !== "function") throw new TypeError("no WebSocket implementation");
+    this._buffer = new OfflineBuffer({
+      maxMessages: this._opts.maxBufferedMessages, maxBytes: this._opts.maxBufferedBytes,
     });
-    this.#listenToEnvironment();
-    this.#connect();
+    this._listenToEnvironment();
+    this._connect();
   }
 
   /** @returns {"connecting" | "open" | "reconnecting" | "closed"} */
-  get state() { return this.#state; }
-  get sessionId() { return this.#sessionId; }
-  get token() { return this.#token; }
+  get state() { return this._state; }
+  get sessionId() { return this._sessionId; }
+  get token() { return this._token; }
   /** Data messages received in the current session (the `_stabilizer_seq` sent on resume). */
-  get received() { return this.#received; }
+  get received() { return this._received; }
   /** Outgoing messages dropped from (or refused by) the offline buffer so far. */
-  get dropped() { return this.#dropped; }
+  get dropped() { return this._dropped; }
   /** Outgoing messages waiting in the offline buffer. */
-  get buffered() { return this.#buffer.length; }
+  get buffered() { return this._buffer.length; }
 
   /**
    * Send now if open, else queue in the offline buffer (flushed in order after reconnecting).
@@ -198,31 +202,31 @@ export class StabilizedSocket extends EventTarget {
    * @returns {boolean} true if sent or queued
    */
   send(data) {
-    if (this.#state === "closed") return false;
-    if (this.#state === "open" && this.#ws && this.#ws.readyState === OPEN) {
-      this.#ws.send(data);
+    if (this._state === "closed") return false;
+    if (this._state === "open" && this._ws && this._ws.readyState === OPEN) {
+      this._ws.send(data);
       return true;
     }
-    const { queued, dropped } = this.#buffer.push(data);
+    const { queued, dropped } = this._buffer.push(data);
     for (const item of dropped) {
-      this.#dropped++;
-      this.#emit("drop", { data: item, dropped: this.#dropped });
+      this._dropped++;
+      this._emit("drop", { data: item, dropped: this._dropped });
     }
     return queued;
   }
 
   /** Close for good: no reconnect, the offline buffer is discarded. */
   close(code = 1000, reason = "") {
-    if (this.#state === "closed") return;
-    this.#state = "closed";
-    this.#clearTimers();
-    this.#unlistenToEnvironment();
-    this.#buffer.clear();
-    const ws = this.#detach();
+    if (this._state === "closed") return;
+    this._state = "closed";
+    this._clearTimers();
+    this._unlistenToEnvironment();
+    this._buffer.clear();
+    const ws = this._detach();
     if (ws) {
       try { ws.close(code, reason); } catch { ws.close(); }
     }
-    this.#emit("close", { code, reason, willReconnect: false });
+    this._emit("close", { code, reason, willReconnect: false });
   }
 
   /**
@@ -235,144 +239,144 @@ export class StabilizedSocket extends EventTarget {
     return () => this.removeEventListener(name, listener);
   }
 
-  #emit(name, detail) {
+  _emit(name, detail) {
     this.dispatchEvent(new CustomEvent(name, { detail }));
   }
 
-  #connect() {
-    const o = this.#opts;
-    const url = o.resume ? withResumeParams(this.#url, { token: this.#token, seq: this.#received }) : this.#url;
+  _connect() {
+    const o = this._opts;
+    const url = o.resume ? withResumeParams(this._url, { token: this._token, seq: this._received }) : this._url;
     const ws = o.protocols === undefined ? new o.WebSocket(url) : new o.WebSocket(url, o.protocols);
     ws.binaryType = "arraybuffer";
-    this.#ws = ws;
-    this.#sessionReady = false;
-    this.#drainHint = null;
-    ws.onopen = () => { if (!o.resume) this.#becomeOpen(); };
-    ws.onmessage = (event) => this.#onMessage(ws, event.data);
-    ws.onclose = (event) => this.#onClose(event.code, event.reason);
+    this._ws = ws;
+    this._sessionReady = false;
+    this._drainHint = null;
+    ws.onopen = () => { if (!o.resume) this._becomeOpen(); };
+    ws.onmessage = (event) => this._onMessage(ws, event.data);
+    ws.onclose = (event) => this._onClose(event.code, event.reason);
     ws.onerror = () => {}; // a close event always follows
-    this.#connectTimer = o.setTimeout(() => {
-      this.#connectTimer = null;
-      const stale = this.#detach();
+    this._connectTimer = o.setTimeout(() => {
+      this._connectTimer = null;
+      const stale = this._detach();
       try { stale.close(); } catch { /* already closing */ }
-      this.#onClose(1006, "connect timeout");
+      this._onClose(1006, "connect timeout");
     }, o.connectTimeout);
   }
 
   /** Stop listening to the current socket and forget it. */
-  #detach() {
-    const ws = this.#ws;
+  _detach() {
+    const ws = this._ws;
     if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-    this.#ws = null;
+    this._ws = null;
     return ws;
   }
 
-  #becomeOpen(session = null) {
-    const o = this.#opts;
-    this.#sessionReady = true;
-    o.clearTimeout(this.#connectTimer);
-    this.#connectTimer = null;
+  _becomeOpen(session = null) {
+    const o = this._opts;
+    this._sessionReady = true;
+    o.clearTimeout(this._connectTimer);
+    this._connectTimer = null;
     // Flush before anything else can send, so buffered messages keep their order.
-    while (this.#buffer.length && this.#ws && this.#ws.readyState === OPEN) this.#ws.send(this.#buffer.shift());
-    this.#state = "open";
-    this.#stableTimer = o.setTimeout(() => { this.#stableTimer = null; this.#attempt = 0; }, o.stableAfter);
-    this.#emit("open", { sessionId: this.#sessionId, resumed: Boolean(session && session.resumed) });
+    while (this._buffer.length && this._ws && this._ws.readyState === OPEN) this._ws.send(this._buffer.shift());
+    this._state = "open";
+    this._stableTimer = o.setTimeout(() => { this._stableTimer = null; this._attempt = 0; }, o.stableAfter);
+    this._emit("open", { sessionId: this._sessionId, resumed: Boolean(session && session.resumed) });
     if (session && session.resumed) {
-      this.#emit("resumed", { replayed: session.replayed ?? 0, missed: session.missed ?? 0, sessionId: this.#sessionId });
+      this._emit("resumed", { replayed: session.replayed ?? 0, missed: session.missed ?? 0, sessionId: this._sessionId });
     }
   }
 
-  #onMessage(ws, data) {
-    const o = this.#opts;
+  _onMessage(ws, data) {
+    const o = this._opts;
     if (o.pingMessage != null && data === o.pingMessage) {
       if (ws.readyState === OPEN) ws.send(o.pongMessage);
       return;
     }
     const frame = o.resume ? parseControlFrame(data) : null;
-    if (frame) return this.#onControl(frame);
+    if (frame) return this._onControl(frame);
     // Data before the session frame: the server did not opt this socket in; carry on as plain.
-    if (!this.#sessionReady) this.#becomeOpen();
-    this.#received++;
-    this.#emit("message", { data });
+    if (!this._sessionReady) this._becomeOpen();
+    this._received++;
+    this._emit("message", { data });
   }
 
-  #onControl(frame) {
-    if (typeof frame.token === "string") this.#token = frame.token;
+  _onControl(frame) {
+    if (typeof frame.token === "string") this._token = frame.token;
     if (frame.$stabilizer === "session") {
-      if (frame.session_id != null) this.#sessionId = String(frame.session_id);
-      if (!frame.resumed) this.#received = 0; // a new session: count from zero
-      if (!this.#sessionReady) this.#becomeOpen(frame);
+      if (frame.session_id != null) this._sessionId = String(frame.session_id);
+      if (!frame.resumed) this._received = 0; // a new session: count from zero
+      if (!this._sessionReady) this._becomeOpen(frame);
     } else if (frame.$stabilizer === "drain") {
       const hint = frame.retry_after_ms;
-      this.#drainHint = typeof hint === "number" && Number.isFinite(hint) && hint >= 0 ? hint : null;
+      this._drainHint = typeof hint === "number" && Number.isFinite(hint) && hint >= 0 ? hint : null;
     } // any other kind: ignored (forward-compatible)
   }
 
-  #onClose(code, reason = "") {
-    this.#detach();
-    this.#clearTimers();
+  _onClose(code, reason = "") {
+    this._detach();
+    this._clearTimers();
     const action = closeAction(code);
     if (action === "stop") {
-      this.#state = "closed";
-      this.#unlistenToEnvironment();
-      this.#emit("close", { code, reason, willReconnect: false });
+      this._state = "closed";
+      this._unlistenToEnvironment();
+      this._emit("close", { code, reason, willReconnect: false });
       return;
     }
-    const o = this.#opts;
-    const hint = this.#drainHint;
-    this.#drainHint = null;
+    const o = this._opts;
+    const hint = this._drainHint;
+    this._drainHint = null;
     let delay;
     if (hint != null) {
-      this.#attempt = 0; // a drain is not a failure
+      this._attempt = 0; // a drain is not a failure
       delay = hint;
     } else if (action === "reconnect-slow") {
-      const jitter = backoffDelay(this.#attempt, { minDelay: o.minDelay * 4, maxDelay: o.maxDelay, random: o.random });
+      const jitter = backoffDelay(this._attempt, { minDelay: o.minDelay * 4, maxDelay: o.maxDelay, random: o.random });
       delay = Math.max(o.rateLimitDelay, o.minDelay * 4) + jitter;
     } else {
-      delay = backoffDelay(this.#attempt, { minDelay: o.minDelay, maxDelay: o.maxDelay, random: o.random });
+      delay = backoffDelay(this._attempt, { minDelay: o.minDelay, maxDelay: o.maxDelay, random: o.random });
     }
-    this.#attempt++;
-    this.#state = "reconnecting";
-    this.#emit("close", { code, reason, willReconnect: true });
-    if (this.#state !== "reconnecting") return; // a listener called close()
-    this.#emit("reconnecting", { attempt: this.#attempt, delay, code });
-    if (this.#state !== "reconnecting" || this.#ws) return; // a listener reconnected
-    this.#timerIsHint = hint != null;
-    this.#timer = o.setTimeout(() => {
-      this.#timer = null;
-      if (!this.#offline) this.#connect(); // offline: wait for the `online` event
+    this._attempt++;
+    this._state = "reconnecting";
+    this._emit("close", { code, reason, willReconnect: true });
+    if (this._state !== "reconnecting") return; // a listener called close()
+    this._emit("reconnecting", { attempt: this._attempt, delay, code });
+    if (this._state !== "reconnecting" || this._ws) return; // a listener reconnected
+    this._timerIsHint = hint != null;
+    this._timer = o.setTimeout(() => {
+      this._timer = null;
+      if (!this._offline) this._connect(); // offline: wait for the `online` event
     }, delay);
   }
 
   /** Reconnect at once if waiting on a backoff timer (not on a server drain hint) or on `online`. */
-  #reconnectNow() {
-    if (this.#state !== "reconnecting" || this.#ws || this.#offline) return;
-    if (this.#timer && this.#timerIsHint) return;
-    this.#opts.clearTimeout(this.#timer);
-    this.#timer = null;
-    this.#connect();
+  _reconnectNow() {
+    if (this._state !== "reconnecting" || this._ws || this._offline) return;
+    if (this._timer && this._timerIsHint) return;
+    this._opts.clearTimeout(this._timer);
+    this._timer = null;
+    this._connect();
   }
 
-  #clearTimers() {
-    const { clearTimeout } = this.#opts;
-    for (const t of [this.#timer, this.#connectTimer, this.#stableTimer]) if (t != null) clearTimeout(t);
-    this.#timer = this.#connectTimer = this.#stableTimer = null;
+  _clearTimers() {
+    const { clearTimeout } = this._opts;
+    for (const t of [this._timer, this._connectTimer, this._stableTimer]) if (t != null) clearTimeout(t);
+    this._timer = this._connectTimer = this._stableTimer = null;
   }
 
-  #listenToEnvironment() {
-    const { window: win, document: doc } = this.#opts;
+  _listenToEnvironment() {
+    const { window: win, document: doc } = this._opts;
     const add = (target, name, fn) => {
       if (target && typeof target.addEventListener === "function") {
         target.addEventListener(name, fn);
-        this.#env.push(() => target.removeEventListener(name, fn));
+        this._env.push(() => target.removeEventListener(name, fn));
       }
     };
-    add(win, "offline", () => { this.#offline = true; });
-    add(win, "online", () => { this.#offline = false; this.#reconnectNow(); });
-    add(doc, "visibilitychange", () => { if (doc.visibilityState === "visible") this.#reconnectNow(); });
+    add(win, "offline", () => { this._offline = true; });
+    add(win, "online", () => { this._offline = false; this._reconnectNow(); });
+    add(doc, "visibilitychange", () => { if (doc.visibilityState === "visible") this._reconnectNow(); });
   }
 
-  #unlistenToEnvironment() {
-    for (const remove of this.#env.splice(0)) remove();
+  _unlistenToEnvironment() {
+    for (const remove of this._env.splice(0)) remove();
   }
 }
