@@ -11,14 +11,17 @@ from __future__ import annotations
 from .admission import Refusal
 from .codes import CloseCode
 from .dependencies import get_connection, get_hub
+from .drain import ShutdownReport
 from .errors import (
     ConnectionGoneError,
     InvalidGroupError,
+    InvalidTokenError,
     MemoryLimitExceededError,
     NotInstalledError,
     SettingsError,
     StabilizerError,
     StateError,
+    TokenExpiredError,
 )
 from .fanout import BroadcastResult
 from .handle import ConnectionHandle
@@ -33,14 +36,17 @@ __all__ = [
     "ConnectionHandle",
     "Hub",
     "InvalidGroupError",
+    "InvalidTokenError",
     "MemoryLimitExceededError",
     "NotInstalledError",
     "Refusal",
     "SettingsError",
+    "ShutdownReport",
     "StabilizerError",
     "StabilizerMiddleware",
     "StabilizerSettings",
     "StateError",
+    "TokenExpiredError",
     "get_connection",
     "get_hub",
 ]

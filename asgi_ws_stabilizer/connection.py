@@ -429,6 +429,15 @@ class Connection:
         self._interrupt_reader()
         return True
 
+    def drain_close(self, code: int, reason: str) -> bool:
+        """Seal for a drain: frames already handed over still go out, then the close."""
+        if self.state is not State.OPEN or not self.gate.seal(code, reason):
+            return False
+        self._closing(code, reason, "middleware")
+        self.inbox.finish({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self._interrupt_reader()
+        return True
+
     # -- hub sends and memory ---------------------------------------------------------------
 
     def deliver(self, frame: Frame) -> Delivery:

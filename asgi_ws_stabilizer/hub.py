@@ -13,6 +13,7 @@ sends no lifespan, and are bound to the running event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -23,6 +24,7 @@ from starlette.types import Message
 from .admission import Admission, Handshake, Refusal
 from .clock import LoopLagMonitor
 from .codes import CloseCode
+from .drain import ShutdownReport, SignalDrain, spread_delays
 from .errors import InvalidGroupError, StateError
 from .fanout import BroadcastResult, Exclude, exclusion, fan_out
 from .log import EventLog
@@ -96,6 +98,8 @@ class Hub:
         self.resumption = Resumption(self.settings)
         self._warned_random_key = False
         self._session_sweep: asyncio.TimerHandle | None = None
+        self._signals: SignalDrain | None = None
+        self._emptied: asyncio.Event | None = None
         self._unread: set[Connection] = set()
         self._reader_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -137,12 +141,73 @@ class Hub:
                 )
 
     async def start(self) -> None:
-        """Start the services (lifespan startup)."""
+        """Start the services (lifespan startup), and chain the drain in front of the server's
+        SIGTERM/SIGINT handling when ``drain_on_signal`` is on."""
         self.ensure_started()
+        if self.settings.drain_on_signal and self._signals is None:
+            self._signals = SignalDrain(asyncio.get_running_loop(), self.drain)
+            found = self._signals.install()
+            self.log.debug("drain_on_signal", handlers=found)
 
     async def stop(self) -> None:
         """Stop the services (lifespan shutdown). Open sockets stay open, without heartbeat."""
+        if self._signals is not None:
+            self._signals.uninstall()
+            self._signals = None
         self._stop_services()
+
+    async def drain(
+        self,
+        *,
+        code: int = CloseCode.SERVICE_RESTART,
+        reason: str = "server restarting",
+        timeout: float | None = None,
+        spread: float | None = None,
+    ) -> ShutdownReport:
+        """Empty this process gracefully.
+
+        Stops admitting (503 + ``Retry-After``), sends each opted-in client a ``drain`` control
+        frame with its own ``retry_after_ms`` (spread over ``spread`` seconds, default
+        ``drain_spread``) and a fresh resume token, closes every socket with ``code`` and
+        ``reason`` at most ``max_concurrent_cleanup`` at a time, and waits up to ``timeout``
+        (default ``drain_timeout``) for the handlers to finish.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        timeout = self.settings.drain_timeout if timeout is None else timeout
+        spread = self.settings.drain_spread if spread is None else spread
+        self.pause_admission()
+        from .connection import State, payload_size
+
+        targets = [c for c in self.registry if c.state is State.OPEN]
+        opted = [c for c in targets if c.session is not None]
+        notified = 0
+        for connection, delay in zip(opted, spread_delays(len(opted), spread), strict=True):
+            assert connection.session is not None
+            frame = control_frame(
+                "drain",
+                retry_after_ms=delay,
+                token=self.resumption.token(connection.session, time.time()),
+            )
+            if connection.gate.send_nowait(frame, payload_size(frame)):
+                notified += 1
+        closing = [c for c in targets if c.drain_close(code, reason)]
+        self.log.info("drain_started", sockets=len(closing), notified=notified, code=code)
+        deadline = started + timeout
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._send_closes(closing), max(0.0, deadline - loop.time()))
+            if len(self.registry):
+                self._emptied = asyncio.Event()
+                await asyncio.wait_for(self._emptied.wait(), max(0.0, deadline - loop.time()))
+        report = ShutdownReport(
+            closed=sum(1 for c in closing if c.gate.close_written),
+            failed=sum(1 for c in closing if not c.gate.close_written),
+            timed_out=len(self.registry),
+            notified=notified,
+            duration=round(loop.time() - started, 3),
+        )
+        self.log.info("drain_finished", **vars(report))
+        return report
 
     def _sweep_sessions(self) -> None:
         expired = self.resumption.store.expire(time.time())
@@ -346,6 +411,8 @@ class Hub:
     def _finished(self, connection: Connection, *, accepted: bool) -> None:
         self.registry.remove(connection)
         self._unread.discard(connection)
+        if self._emptied is not None and not len(self.registry):
+            self._emptied.set()
         if self._heartbeats is not None:
             self._heartbeats.remove(connection.connection_id)
         if not accepted:

@@ -79,6 +79,9 @@ class SettingsOverrides(TypedDict, total=False):
     reconnect_token_ttl: float
     session_ttl: float
     resume_buffer_size: int
+    drain_timeout: float
+    drain_spread: float
+    drain_on_signal: bool
 
 
 class StabilizerSettings(BaseSettings):
@@ -125,6 +128,9 @@ class StabilizerSettings(BaseSettings):
     reconnect_token_ttl: float = Field(default=300.0, gt=0)
     session_ttl: float = Field(default=120.0, gt=0)
     resume_buffer_size: int = Field(default=256 * 1024, gt=0)
+    drain_timeout: float = Field(default=10.0, gt=0)
+    drain_spread: float = Field(default=10.0, ge=0)
+    drain_on_signal: bool = True
 
     @field_validator(*_OPTIONAL_FIELDS, mode="before")
     @classmethod

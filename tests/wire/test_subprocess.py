@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,11 @@ PROCESS_KINDS = ("uvicorn-sansio", "hypercorn")
 
 def command(kind: str, port: int) -> list[str]:
     if kind == "hypercorn":
-        return [sys.executable, "-m", "hypercorn", APP, "--bind", f"127.0.0.1:{port}"]
+        # --workers 0: serve in this process, which then gets the signals itself (with worker
+        # processes, hypercorn's parent takes SIGTERM and tells workers through an event).
+        return [
+            sys.executable, "-m", "hypercorn", APP, "--bind", f"127.0.0.1:{port}", "--workers", "0",
+        ]  # fmt: skip
     return [
         sys.executable,
         "-m",
@@ -47,14 +52,17 @@ def command(kind: str, port: int) -> list[str]:
 def start(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("WS_STABILIZER_")}
     full_env.update(env)
-    return subprocess.Popen(
-        command(kind, port),
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    # A file, not a pipe: a server logging two lines per connection would fill a pipe
+    # nobody reads until the end, and block.
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed in stop())
+    process = subprocess.Popen(
+        command(kind, port), cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, text=True
     )
+    _logs[process.pid] = log
+    return process
+
+
+_logs: dict[int, Any] = {}
 
 
 def stop(process: subprocess.Popen[str]) -> str:
@@ -64,8 +72,12 @@ def stop(process: subprocess.Popen[str]) -> str:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
-    out, _ = process.communicate(timeout=10)
-    return out
+            process.wait(5)
+    log = _logs.pop(process.pid)
+    log.seek(0)
+    output = str(log.read())
+    log.close()
+    return output
 
 
 @contextlib.asynccontextmanager
