@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from .admission import Refusal
+from .client_js import client_route
 from .codes import CloseCode
 from .dependencies import get_connection, get_hub
 from .drain import ShutdownReport
@@ -47,6 +48,7 @@ __all__ = [
     "StabilizerSettings",
     "StateError",
     "TokenExpiredError",
+    "client_route",
     "get_connection",
     "get_hub",
 ]
