@@ -6,7 +6,9 @@ Run it from the repository root::
 
 Open http://127.0.0.1:8000/ in two browser tabs. Each tab picks a name and a room; messages go to
 the room through ``publish``; joins and leaves are announced by the hooks; ``/stats`` and
-``/memory`` show the hub's counters and memory accounting.
+``/memory`` show the hub's counters and memory accounting. The page uses the shipped JavaScript
+client (``/stabilizer.js``): cut the network (or restart the server with
+``WS_STABILIZER_SECRET_KEY`` set) and it reconnects, resumes and replays what it missed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from asgi_ws_stabilizer import (
     Hub,
     MemoryLimitExceededError,
     StabilizerMiddleware,
+    client_route,
     get_connection,
 )
 
@@ -42,6 +45,7 @@ hub = Hub(
 )
 app = FastAPI()
 app.add_middleware(StabilizerMiddleware, hub=hub)
+app.router.routes.append(client_route())  # GET /stabilizer.js, the reconnecting client
 
 Stabilizer = Annotated[ConnectionHandle, Depends(get_connection)]
 
@@ -91,29 +95,33 @@ async def announce(text: str) -> dict[str, Any]:
 PAGE = """<!doctype html>
 <meta charset="utf-8"><title>asgi_ws_stabilizer chat</title>
 <p><input id="name" placeholder="name" value="guest"> <input id="room" value="lobby">
-<button id="join">join</button> <span id="state">not connected</span></p>
+<button id="join">join</button> state: <b id="state">not connected</b>
+<span id="resume"></span></p>
 <pre id="log" style="height:60vh;overflow:auto;border:1px solid #ccc"></pre>
 <input id="text" size="60" placeholder="say something"> <button id="send">send</button>
-<script>
-let ws;
-const log = (line) => { const el = document.getElementById("log");
-  el.textContent += line + "\\n"; el.scrollTop = el.scrollHeight; };
-document.getElementById("join").onclick = () => {
-  if (ws) ws.close();
-  const q = new URLSearchParams({name: document.getElementById("name").value,
-                                 room: document.getElementById("room").value});
-  ws = new WebSocket(`ws://${location.host}/ws?${q}`);
-  ws.onopen = () => document.getElementById("state").textContent = "connected";
-  ws.onclose = (e) => document.getElementById("state").textContent = `closed ${e.code} ${e.reason}`;
-  ws.onmessage = (e) => {
-    if (e.data === "ping") { ws.send("pong"); return; }  // the heartbeat
-    const m = JSON.parse(e.data);
+<script type="module">
+import { StabilizedSocket } from "/stabilizer.js";
+let socket;
+const $ = (id) => document.getElementById(id);
+const log = (line) => { $("log").textContent += line + "\n"; $("log").scrollTop = 1e9; };
+$("join").onclick = () => {
+  if (socket) socket.close();
+  const q = new URLSearchParams({ name: $("name").value, room: $("room").value });
+  // Answers the heartbeat, reconnects with backoff, resumes with its token and count,
+  // and keeps what you send while offline.
+  socket = new StabilizedSocket(`ws://${location.host}/ws?${q}`);
+  for (const state of ["open", "reconnecting", "close"]) {
+    socket.on(state, () => { $("state").textContent = socket.state; });
+  }
+  socket.on("resumed", (d) => {
+    $("resume").textContent = `resumed: ${d.replayed} replayed, ${d.missed} missed`;
+  });
+  socket.on("message", (d) => {
+    const m = JSON.parse(d.data);
     log(m.system ? `* ${m.system}` : `${m.from}: ${m.text}`);
-  };
+  });
 };
-document.getElementById("send").onclick = () => {
-  const el = document.getElementById("text"); ws.send(el.value); el.value = "";
-};
+$("send").onclick = () => { socket.send($("text").value); $("text").value = ""; };
 </script>
 """
 
