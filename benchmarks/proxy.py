@@ -1,4 +1,6 @@
-"""A loopback TCP proxy that can stop forwarding: a peer that vanishes without a close."""
+"""A loopback TCP proxy for failure tests: it can cut its connections (no WebSocket close, as a
+network switch does) or stop forwarding while keeping them open (a dead path, a half-open
+socket). Used by the benchmarks' ``dead`` scenario and by the resumption tests."""
 
 from __future__ import annotations
 
@@ -6,28 +8,50 @@ import asyncio
 import contextlib
 
 
-class BlackholeProxy:
-    """Forwards ``127.0.0.1:port`` to a target until ``blackhole()``; then drops every byte
-    both ways while keeping the sockets open, as a dead network path does."""
+class LoopbackProxy:
+    """Forwards ``127.0.0.1:port`` to ``127.0.0.1:target_port``."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
         self.forwarding = True
-        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
         """Listen on an ephemeral loopback port."""
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
+    async def close(self) -> None:
+        """Cut everything and stop listening."""
+        self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+
+    async def __aenter__(self) -> LoopbackProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def cut(self) -> None:
+        """Abort every proxied TCP connection (RST, no WebSocket close)."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
     def blackhole(self) -> None:
-        """Stop forwarding, without closing anything."""
+        """Stop forwarding both ways, leaving the connections open."""
         self.forwarding = False
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
         for src, dst in ((reader, up_writer), (up_reader, writer)):
             task = asyncio.create_task(self._pipe(src, dst))
             self._tasks.add(task)
@@ -35,19 +59,7 @@ class BlackholeProxy:
 
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
-            while True:
-                data = await src.read(65536)
-                if not data:
-                    break
+            while data := await src.read(65536):
                 if self.forwarding:
                     dst.write(data)
                     await dst.drain()
-
-    async def close(self) -> None:
-        """Stop the proxy and its pipes."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .client import WSClient, http_get_json, http_post
-from .proxy import BlackholeProxy
+from .proxy import LoopbackProxy
 from .server import Server
 
 HOST = "127.0.0.1"
@@ -307,7 +307,7 @@ async def churn(server: Server, sizes: Sizes) -> dict[str, Any]:
 async def dead(server: Server, sizes: Sizes) -> dict[str, Any]:
     """A peer that vanishes without a close (a proxy stops forwarding): time until the
     subject's registry lets go of it."""
-    proxy = BlackholeProxy(server.port)
+    proxy = LoopbackProxy(server.port)
     await proxy.start()
     try:
         client = await WSClient.connect(HOST, proxy.port, "/sub")

@@ -13,6 +13,8 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+from benchmarks.proxy import LoopbackProxy
+
 from .timing import t
 
 UVICORN_KINDS = ("uvicorn-sansio", "uvicorn-websockets", "uvicorn-wsproto")
@@ -127,52 +129,5 @@ class StalledReader:
             self.sock.close()
 
 
-class CutProxy:
-    """A loopback TCP proxy in front of a server: ``cut()`` drops both TCP connections with
-    no close frame (a network switch); ``blackhole()`` stops forwarding but keeps them open
-    (a half-open connection)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self.forwarding = True
-        self._writers: list[asyncio.StreamWriter] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
-
-    async def __aenter__(self) -> CutProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-
-    def cut(self) -> None:
-        """Abort every proxied TCP connection (RST, no WebSocket close)."""
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-
-    def blackhole(self) -> None:
-        """Stop forwarding both ways, leaving the connections open."""
-        self.forwarding = False
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers += [writer, up_writer]
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, asyncio.CancelledError):
-            while data := await src.read(65536):
-                if self.forwarding:
-                    dst.write(data)
-                    await dst.drain()
+CutProxy = LoopbackProxy
+"""The loopback proxy of ``benchmarks/proxy.py``: ``cut()`` and ``blackhole()``."""
