@@ -23,6 +23,7 @@ from .errors import (
     StabilizerError,
     StateError,
     TokenExpiredError,
+    TokenSpentError,
 )
 from .fanout import BroadcastResult
 from .handle import ConnectionHandle
@@ -48,6 +49,7 @@ __all__ = [
     "StabilizerSettings",
     "StateError",
     "TokenExpiredError",
+    "TokenSpentError",
     "client_route",
     "get_connection",
     "get_hub",
