@@ -45,7 +45,10 @@ const socket = new StabilizedSocket(`ws://127.0.0.1:${PROXY}/listen`, {minDelay:
 for (const s of ["open", "close", "reconnecting"]) {
   socket.on(s, () => { window.states.push(s); document.getElementById("state").textContent = s; });
 }
-socket.on("resumed", (d) => window.resumes.push(d));
+socket.on("close", () => { window.closedAt = performance.now(); });
+socket.on("resumed", (d) => {
+  window.resumes.push({...d, afterMs: Math.round(performance.now() - window.closedAt)});
+});
 socket.on("message", (d) => {
   window.received.push(d.data);
   document.getElementById("log").textContent += d.data + "\\n";
@@ -165,6 +168,7 @@ async def test_page_resumes_after_an_abnormal_close() -> None:
     assert shown.split() == messages
     assert len(resumes) == 1
     assert resumes[0]["missed"] == 0
+    assert resumes[0]["afterMs"] >= 0
     assert resumes[0]["replayed"] > 0
     assert "reconnecting" in states
     print(f"\n[chromium] resumed after the cut: {resumes[0]}; states {states}")
