@@ -105,14 +105,14 @@ async def finish(task: asyncio.Task[None]) -> None:
     await asyncio.wait_for(task, WAIT)
 
 
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    """Let the loop run until ``predicate`` holds; fail after ``WAIT`` seconds.
+async def until(predicate: Callable[[], bool], what: str, within: float = WAIT) -> None:
+    """Let the loop run until ``predicate`` holds; fail after ``within`` seconds.
 
     Mostly bare loop turns, with a short sleep now and then so that timers (the hub's
     reader check, a few milliseconds out) get their turn too.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
+    deadline = loop.time() + within
     turn = 0
     while loop.time() < deadline:
         if predicate():

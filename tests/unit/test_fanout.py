@@ -479,10 +479,11 @@ async def test_broadcast_to_5000_sockets_never_stalls_the_loop_for_long(
     tally = Tally("news", CROWD)
     socks = [CountingSocket(tally) for _ in range(CROWD)]
     tasks = [sock.serve(mw) for sock in socks]
-    await until(lambda: hub.stats()["accepted"] == CROWD, "every socket is accepted")
+    # Set-up of 5,000 sockets takes seconds under coverage on a busy machine: a roomy bound.
+    await until(lambda: hub.stats()["accepted"] == CROWD, "every socket is accepted", 60)
     # The handlers never receive, so each socket gets a pump reading it: let them all start
     # (their first steps are set-up work, not the fan-out's) before measuring.
-    await until(lambda: sum(s.receive_calls for s in socks) >= 2 * CROWD, "pumps are reading")
+    await until(lambda: sum(s.receive_calls for s in socks) >= 2 * CROWD, "pumps are reading", 60)
     await turns(5)
     gc.collect()  # a collection of the set-up garbage is no stall of the fan-out's making
 
@@ -508,5 +509,5 @@ async def test_broadcast_to_5000_sockets_never_stalls_the_loop_for_long(
     assert meter.longest < whole / 4
 
     probe.release.set()
-    await asyncio.wait_for(asyncio.gather(*tasks), 5 * WAIT)
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)
     assert hub.connection_count == 0
