@@ -33,7 +33,7 @@ from .inbox import Inbox
 from .limits import TokenBucket
 from .log import EventLog
 from .memory import UserData, check_total
-from .messages import Frame
+from .messages import Frame, payload_size
 from .stats import Traffic
 
 if TYPE_CHECKING:
@@ -76,15 +76,6 @@ our own interruption of that read from a cancellation of the app."""
 def new_id() -> str:
     """A fresh random id (connection and generated client ids)."""
     return secrets.token_hex(8)
-
-
-def payload_size(message: Message) -> int:
-    """Bytes of a ``websocket.receive``/``websocket.send`` payload (UTF-8 for text)."""
-    text = message.get("text")
-    if text is not None:
-        return len(text) if text.isascii() else len(text.encode())
-    data = message.get("bytes")
-    return len(data) if data is not None else 0
 
 
 class Connection:
@@ -567,7 +558,7 @@ class Connection:
                         self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
                         return -1
                     room = self._max_send_queue
-                    pong_size = len(text)
+                    pong_size = self.hub.pong_size
                     if room is None or self.gate.queued_bytes + pong_size <= room:
                         self.gate.send_nowait(self._pong, pong_size)
                     return -1

@@ -29,7 +29,7 @@ from .errors import InvalidGroupError, StateError
 from .fanout import BroadcastResult, Exclude, exclusion, fan_out
 from .log import EventLog
 from .memory import Meter
-from .messages import OutboundMessage, encode
+from .messages import OutboundMessage, encode, payload_size
 from .registry import Registry
 from .resume import Binding, Resumption, control_frame
 from .scheduler import HeartbeatScheduler
@@ -89,6 +89,7 @@ class Hub:
         self.meter = Meter()
         self.ping_frame = {"type": "websocket.send", "text": self.settings.ping_message}
         self.pong_frame = {"type": "websocket.send", "text": self.settings.pong_message}
+        self.pong_size = payload_size(self.pong_frame)
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self._background: set[asyncio.Task[Any]] = set()
@@ -177,7 +178,7 @@ class Hub:
         timeout = self.settings.drain_timeout if timeout is None else timeout
         spread = self.settings.drain_spread if spread is None else spread
         self.pause_admission()
-        from .connection import State, payload_size
+        from .connection import State
 
         targets = [c for c in self.registry if c.state is State.OPEN]
         opted = [c for c in targets if c.session is not None]

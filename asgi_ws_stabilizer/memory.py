@@ -9,7 +9,7 @@ place afterwards is measured again by ``remeasure()``, which ``Hub.memory_usage(
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from .errors import MemoryLimitExceededError
@@ -188,8 +188,3 @@ def check_total(used: int, delta: int, limit: int | None, what: str) -> None:
             limit=limit,
             size=used + delta,
         )
-
-
-def pick(items: Iterable[Any], key: Callable[[Any], Any]) -> Any:
-    """The item with the smallest ``key`` (eviction order), or ``None``."""
-    return min(items, key=key, default=None)

@@ -15,6 +15,20 @@ from starlette.types import Message
 OutboundMessage = str | bytes | bytearray | memoryview | dict[str, Any] | list[Any]
 
 
+def text_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (without encoding it when it is ASCII, the common case)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def payload_size(message: Message) -> int:
+    """Bytes of a ``websocket.receive``/``websocket.send`` payload (UTF-8 for text)."""
+    text = message.get("text")
+    if text is not None:
+        return text_size(text)
+    data = message.get("bytes")
+    return len(data) if data is not None else 0
+
+
 class Frame:
     """An encoded ``websocket.send`` message and its payload size in bytes."""
 
@@ -38,18 +52,14 @@ def encode(message: OutboundMessage) -> Frame:
         ValueError: its JSON has NaN or Infinity.
     """
     if isinstance(message, str):
-        size = len(message) if message.isascii() else len(message.encode())
-        return Frame({"type": "websocket.send", "text": message}, size)
+        return Frame({"type": "websocket.send", "text": message}, text_size(message))
     if isinstance(message, bytes | bytearray | memoryview):
         data = bytes(message)
         return Frame({"type": "websocket.send", "bytes": data}, len(data))
     if isinstance(message, dict | list):
         # allow_nan=False: NaN and Infinity are not JSON, and browsers' JSON.parse rejects them.
         text = json.dumps(message, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return Frame(
-            {"type": "websocket.send", "text": text},
-            len(text) if text.isascii() else len(text.encode()),
-        )
+        return Frame({"type": "websocket.send", "text": text}, text_size(text))
     raise TypeError(
         f"cannot send a {type(message).__name__}: send str, bytes, or a dict/list for JSON"
     )

@@ -146,6 +146,20 @@ async def test_drop_oldest_policy_drops_queued_hub_frames_first() -> None:
     await end_all([one])
 
 
+async def test_queued_pong_counts_its_own_size() -> None:
+    """A queued pong counts the bytes of ``pong_message``, not of the client's ping."""
+    hub = Hub(ping_message="?", pong_message="pong!!", max_send_queue=100)
+    one, valve = await stalled(hub)
+    await hub.broadcast("aaaa")
+    await in_flight(one, valve)
+    one.sock.text("?")
+    await until(lambda: one.connection.gate.backlog == 1, "the pong is queued")
+    assert one.connection.gate.queued_bytes == 4 + 6
+    await reopen(one, valve)
+    assert one.texts() == ["aaaa", "pong!!"]
+    await end_all([one])
+
+
 async def test_pong_not_queued_when_the_outbox_is_full() -> None:
     """A client's ping is answered only while the outbox has room: a ping flood cannot grow it."""
     hub = Hub(max_send_queue=8, slow_consumer_policy="drop_newest")
