@@ -462,7 +462,7 @@ class Hub:
         ``exclude`` takes connection ids, client ids or handles. Returns what happened.
         """
         store = self.resumption.store
-        result = await self._fan_out(list(self.registry), message, exclude, list(store.detached()))
+        result = await self._fan_out(self.registry.snapshot(), message, exclude, store.detached())
         self.counters.broadcasts += 1
         return result
 

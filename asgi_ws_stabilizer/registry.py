@@ -40,7 +40,11 @@ class Registry(Generic[E]):
         return len(self._by_id)
 
     def __iter__(self) -> Iterator[E]:
-        return iter(list(self._by_id.values()))
+        return iter(self.snapshot())
+
+    def snapshot(self) -> list[E]:
+        """Every registered connection, as a list that later changes do not touch."""
+        return list(self._by_id.values())
 
     def __contains__(self, connection_id: object) -> bool:
         return connection_id in self._by_id

@@ -9,7 +9,6 @@ and takes ``now``; the hub drives it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from typing import Any
 
 from starlette.types import Message
@@ -140,9 +139,9 @@ class SessionStore:
             self.forget(session)
         return len(gone)
 
-    def detached(self) -> Iterator[Session]:
+    def detached(self) -> list[Session]:
         """Sessions whose client is away (a snapshot)."""
-        return iter(list(self._detached.values()))
+        return list(self._detached.values())
 
     def detached_of_client(self, client_id: str) -> list[Session]:
         """Away sessions of ``client_id``."""
