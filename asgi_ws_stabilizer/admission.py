@@ -21,6 +21,18 @@ from .settings import StabilizerSettings
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~:@-]{1,128}")
 """What a client id may look like: URL-safe characters, at most 128 of them."""
 
+SEQ_PATTERN = re.compile(r"[0-9]{1,20}")
+"""What ``_stabilizer_seq`` may look like: ASCII digits only (``str.isdigit`` also accepts
+``²`` and other scripts' digits, which ``int`` refuses), and short enough for ``int`` to parse
+cheaply: 20 digits are more messages than any session will ever send."""
+
+
+def parse_seq(text: str | None) -> int | None:
+    """``_stabilizer_seq`` as a number, or ``None`` when absent or malformed."""
+    if text is None or not SEQ_PATTERN.fullmatch(text):
+        return None
+    return int(text)
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -47,7 +59,18 @@ class Handshake:
     token: str | None = None
     """``_stabilizer_token``: the resume token it holds."""
     received: str | None = None
-    """``_stabilizer_seq``: how many data messages it received in that session (unparsed)."""
+    """``_stabilizer_seq``: how many data messages it received in that session (unparsed;
+    ``seq`` is the parsed value)."""
+
+    @property
+    def seq(self) -> int | None:
+        """``_stabilizer_seq`` as a number; ``None`` when absent or malformed."""
+        return parse_seq(self.received)
+
+    @property
+    def resuming(self) -> bool:
+        """Whether the client asks to resume: opted in, with a token and a well-formed seq."""
+        return self.opted_in and self.token is not None and self.seq is not None
 
     @classmethod
     def from_scope(cls, scope: Any, client_id_param: str | None) -> Handshake:
@@ -126,13 +149,14 @@ class Admission:
                 "bad_client_id",
                 "malformed client id: use 1-128 characters of A-Z a-z 0-9 . _ ~ : @ -",
             )
-        if handshake.token is not None and not (
-            handshake.received is not None and handshake.received.isdigit()
+        if (handshake.received is not None or handshake.token is not None) and (
+            handshake.seq is None
         ):
             return Refusal(
                 400,
                 "bad_resume_seq",
-                "_stabilizer_seq must be the number of data messages received (0 or more)",
+                "_stabilizer_seq must be the number of data messages received: "
+                "1 to 20 ASCII digits, and is required with _stabilizer_token",
             )
         if s.max_connections_per_ip is not None and per_ip >= s.max_connections_per_ip:
             return Refusal(429, "ip_limit", "too many connections from this address", s.retry_after)

@@ -33,7 +33,7 @@ from .inbox import Inbox
 from .limits import TokenBucket
 from .log import EventLog
 from .memory import UserData, check_total
-from .messages import Frame, payload_size
+from .messages import Delivery, Frame, payload_size
 from .stats import Traffic
 
 if TYPE_CHECKING:
@@ -55,17 +55,6 @@ class State(Enum):
     CLOSING = "closing"
     CLOSED = "closed"
     REFUSED = "refused"
-
-
-class Delivery(Enum):
-    """What became of a hub frame handed to one connection."""
-
-    QUEUED = "queued"
-    QUEUED_AFTER_DROP = "queued_after_drop"
-    """Queued, after older hub frames were dropped to make room (``drop_oldest``)."""
-    DROPPED = "dropped"
-    CLOSED = "closed"
-    SKIPPED = "skipped"
 
 
 INLINE_READS = sys.version_info >= (3, 11)
@@ -354,6 +343,10 @@ class Connection:
         await self.gate.flush(CLOSE_TIMEOUT)
         self._teardown_now()
 
+    def abandon(self) -> None:
+        """Give everything back at once (the handshake failed before the app was called)."""
+        self._teardown_now()
+
     def _teardown_now(self) -> None:
         if self._pump_task is not None:
             self._pump_task.cancel()
@@ -369,14 +362,13 @@ class Connection:
         binding = self._binding
         if binding is not None:
             # Right after accept, before any replayed or new message (the gate keeps order).
+            # Everything sent to the session until now is in its buffer (hub sends kept it
+            # while this socket was connecting): the replay is cut here, with no await before
+            # the socket counts as open, so no message falls between the two.
             self._binding = None
-            self.resumed = binding.resumed
-            self.replayed = len(binding.replay)
-            self.missed = binding.missed
-            self.resume_reason = binding.reason
-            frame = self.hub._session_frame(self, binding)
+            frame, replay = self.hub._session_opened(self, binding)
             self.gate.send_nowait(frame, payload_size(frame))
-            for message in binding.replay:
+            for message in replay:
                 self.gate.send_nowait(message, payload_size(message))
         if self._heartbeat_on:
             now = self.hub.clock_now()
@@ -434,14 +426,20 @@ class Connection:
     def deliver(self, frame: Frame) -> Delivery:
         """Queue a hub frame without waiting, applying the slow-consumer policy."""
         gate = self.gate
+        session = self.session
         if not gate.open or self.state is not State.OPEN:
+            if session is not None and session.connection is self:
+                session.keep(frame.message, frame.size)  # for the client's resume
             return Delivery.SKIPPED
         limit = self._max_send_queue
         if limit is not None and gate.queued_bytes + frame.size > limit:
             # A resumable socket is closed, never dropped from: its numbering must hold, and
-            # the client gets everything back from the replay buffer when it resumes.
-            policy = self._slow_policy if self.session is None else "close"
+            # the client gets everything back from the replay buffer when it resumes, this
+            # frame included.
+            policy = self._slow_policy if session is None else "close"
             if policy == "close":
+                if session is not None:
+                    session.keep(frame.message, frame.size)
                 self.hub._slow_consumer(self, "close", 1)
                 self._abort(CloseCode.TRY_AGAIN_LATER, "slow consumer: send queue full")
                 return Delivery.CLOSED
@@ -458,8 +456,8 @@ class Connection:
                 return Delivery.DROPPED
         else:
             outcome = Delivery.QUEUED
-        if self.session is not None:
-            self.session.buffer.append(frame.message, frame.size)
+        if session is not None:
+            session.buffer.append(frame.message, frame.size)
         gate.send_nowait(frame.message, frame.size, droppable=True)
         self.traffic.messages_out += 1
         self.traffic.bytes_out += frame.size
@@ -551,8 +549,9 @@ class Connection:
                 heartbeat.last_seen = now  # HeartbeatState.saw_frame, inlined: once per message
                 heartbeat.ping_sent_at = None
                 if text == self._ping["text"]:
-                    # Pings count against the rate limit, and a pong is only queued while the
-                    # outbox has room: a ping flood must not grow it unseen.
+                    # Pings count against the rate limit, a pong is only queued while the outbox
+                    # has room, and one waiting pong answers every ping behind it: a ping flood
+                    # from a client that never reads must not grow the outbox unseen.
                     if bucket is not None and not bucket.allow(raw):
                         self.hub._rate_limited(self)
                         self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
@@ -560,7 +559,7 @@ class Connection:
                     room = self._max_send_queue
                     pong_size = self.hub.pong_size
                     if room is None or self.gate.queued_bytes + pong_size <= room:
-                        self.gate.send_nowait(self._pong, pong_size)
+                        self.gate.send_once(self._pong, pong_size)
                     return -1
             if self.close_code is not None:
                 return -1  # closing: the app has been told, more data is moot

@@ -14,11 +14,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
-from .messages import Frame
+from .messages import Delivery, Frame
 
 if TYPE_CHECKING:
     from .connection import Connection
     from .handle import ConnectionHandle
+    from .sessions import Session
 
 Exclude = Union[str, "ConnectionHandle", Iterable[Union[str, "ConnectionHandle"]], None]
 
@@ -58,31 +59,71 @@ async def fan_out(
     frame: Frame,
     excluded: frozenset[str],
     slices: int,
+    *,
+    away: Sequence[Session] = (),
 ) -> BroadcastResult:
-    """Deliver ``frame`` to every target, yielding to the loop between ``slices`` slices."""
-    from .connection import Delivery, State
+    """Deliver ``frame`` to every target, yielding to the loop between ``slices`` slices.
+
+    A resumable socket is reached through its session, looked up at the moment of delivery
+    (the list was made before this fan-out waited its turn and yields between slices, and a
+    resume may have moved the session to a newer socket meanwhile): the session's socket gets
+    the frame if it is open, else the session keeps it for its replay. A session takes the
+    frame once, however many of its sockets are in the list (an old half-open one and its
+    replacement); ``away`` are sessions whose client is away, reached the same way after the
+    sockets.
+    """
+    from .connection import State
 
     result = BroadcastResult()
+    reached: set[int] = set()  # ids of the sessions reached
     step = max(1, -(-len(targets) // slices))
     for start in range(0, len(targets), step):
         if start:
             await asyncio.sleep(0)
         for connection in targets[start : start + step]:
-            if connection.state is not State.OPEN:
+            session = connection.session
+            if session is not None:
+                if id(session) in reached:
+                    continue
+                reached.add(id(session))
+                current = session.connection
+                if current is None or current.state is not State.OPEN:
+                    if not (excluded and _excludes(excluded, connection)):
+                        session.keep(frame.message, frame.size)
+                    continue
+                connection = current
+            elif connection.state is not State.OPEN:
                 continue
-            if excluded and (
-                connection.connection_id in excluded or connection.client_id in excluded
-            ):
+            if excluded and _excludes(excluded, connection):
                 continue
             result.targeted += 1
-            outcome = connection.deliver(frame)
-            if outcome is Delivery.QUEUED:
-                result.queued += 1
-            elif outcome is Delivery.QUEUED_AFTER_DROP:
-                result.queued += 1
-                result.dropped += 1
-            elif outcome is Delivery.DROPPED:
-                result.dropped += 1
-            elif outcome is Delivery.CLOSED:
-                result.closed += 1
+            _tally(result, connection.deliver(frame))
+    for session in away:
+        if id(session) in reached or (excluded and session.client_id in excluded):
+            continue
+        reached.add(id(session))
+        current = session.connection
+        if current is not None and current.state is State.OPEN:
+            if excluded and _excludes(excluded, current):
+                continue
+            result.targeted += 1
+            _tally(result, current.deliver(frame))
+        else:
+            session.keep(frame.message, frame.size)
     return result
+
+
+def _tally(result: BroadcastResult, outcome: Delivery) -> None:
+    if outcome is Delivery.QUEUED:
+        result.queued += 1
+    elif outcome is Delivery.QUEUED_AFTER_DROP:
+        result.queued += 1
+        result.dropped += 1
+    elif outcome is Delivery.DROPPED:
+        result.dropped += 1
+    elif outcome is Delivery.CLOSED:
+        result.closed += 1
+
+
+def _excludes(excluded: frozenset[str], connection: Connection) -> bool:
+    return connection.connection_id in excluded or connection.client_id in excluded

@@ -31,7 +31,7 @@ from .log import EventLog
 from .memory import Meter
 from .messages import OutboundMessage, encode, payload_size
 from .registry import Registry
-from .resume import Binding, Resumption, control_frame
+from .resume import Binding, Plan, Resumption, control_frame
 from .scheduler import HeartbeatScheduler
 from .settings import (
     SettingsOverrides,
@@ -45,6 +45,7 @@ from .stats import Stats, Traffic
 if TYPE_CHECKING:
     from .connection import Connection
     from .handle import ConnectionHandle
+    from .sessions import Session
 
 ConnectHook = Callable[["ConnectionHandle"], Awaitable[None] | None]
 """``on_connect(handle)``, sync or async, run right after accept."""
@@ -264,17 +265,28 @@ class Hub:
         """Admit new connections again."""
         self._admission_paused = False
 
-    def admit(self, connection: Connection, handshake: Handshake) -> Refusal | None:
-        """Check ``connection`` and register it, with no ``await`` in between."""
+    def admit(
+        self, connection: Connection, handshake: Handshake, plan: Plan | None = None
+    ) -> Refusal | None:
+        """Check ``connection`` and register it, with no ``await`` in between.
+
+        It counts under the client id it will actually have (a resumed session's). A socket
+        that ``plan`` resumes in place of a half-open one does not count that one: it is
+        closed 4409 as this one is admitted.
+        """
+        total = len(self.registry)
+        per_ip = self.registry.count_ip(connection.remote_ip)
+        per_client = self.registry.count_client(connection.client_id)
+        replaced = plan.session.connection if plan is not None and plan.session else None
+        if replaced is not None and replaced.connection_id in self.registry:
+            total -= 1
+            per_ip -= replaced.remote_ip == connection.remote_ip
+            per_client -= replaced.client_id == connection.client_id
         refusal = self.admission.check(
             handshake,
-            total=len(self.registry),
-            per_ip=self.registry.count_ip(connection.remote_ip),
-            per_client=(
-                self.registry.count_client(connection.client_id)
-                if handshake.client_id is not None
-                else 0
-            ),
+            total=total,
+            per_ip=per_ip,
+            per_client=per_client,
             draining=not self.admitting,
         )
         if refusal is not None:
@@ -332,8 +344,19 @@ class Hub:
 
     # -- resumption -------------------------------------------------------------------------
 
-    def _bind_session(self, connection: Connection, token: str | None, received: int) -> None:
-        """Give an opted-in socket its session: the one its token names, or a fresh one."""
+    def plan_resume(self, handshake: Handshake) -> Plan | None:
+        """What the handshake's resume request would do (nothing is changed yet).
+
+        ``None`` when the socket does not ask to resume (not opted in, or no usable token and
+        seq: admission refuses a malformed seq).
+        """
+        received = handshake.seq
+        if not handshake.resuming or received is None:
+            return None
+        return self.resumption.plan(handshake.token, received, time.time())
+
+    def _bind_session(self, connection: Connection, plan: Plan | None, received: int) -> None:
+        """Give an opted-in socket its session: the one ``plan`` resumes, or a fresh one."""
         now = time.time()
         if self.resumption.random_key and not self._warned_random_key:
             self._warned_random_key = True
@@ -342,52 +365,64 @@ class Hub:
                 hint="set WS_STABILIZER_SECRET_KEY: tokens made with a random per-process key "
                 "do not survive a restart and do not work across workers",
             )
-        claims, reason = self.resumption.check(token, now)
         binding = self.resumption.bind(
-            connection.session_id, connection.client_id, claims, reason, received, now
+            plan or Plan(), connection.session_id, connection.client_id, received, now
         )
         session = binding.session
         connection.session = session
         connection.session_id = session.session_id
         connection._binding = binding
         if binding.resumed:
-            connection.client_id = session.client_id
             old = binding.replaced
-            if (
-                old is not None
-                and old is not connection
-                and old.shed(
+            if old is not None and old is not connection:
+                # The old socket (half-open: its client is here again) stops serving the
+                # session now: what it had is the session's, and it gets nothing more.
+                session.user_data = dict(old.user_data)
+                session.groups = set(old.groups)
+                if old.shed(
                     CloseCode.REPLACED, "replaced by a newer connection of the same session"
-                )
-            ):
-                old.gate.queue_close()
+                ):
+                    old.gate.queue_close()
+            connection.client_id = session.client_id
             connection.user_data._restore(session.user_data)
             for group in session.groups:
                 self.registry.join(connection, group)
-            connection.log.info(
-                "session_resumed",
-                session_id=session.session_id,
-                client_id=session.client_id,
-                replayed=len(binding.replay),
-                missed=binding.missed,
-                replaced=old is not None,
-            )
         elif binding.reason is not None:
             connection.log.info(
                 "resume_refused", reason=binding.reason, session_id=session.session_id
             )
+        # From here until accept, hub sends to the session wait in its buffer (the socket is
+        # not open yet); the replay is cut at accept.
         self.resumption.store.attach(session, connection)
 
-    def _session_frame(self, connection: Connection, binding: Binding) -> Message:
+    def _session_opened(
+        self, connection: Connection, binding: Binding
+    ) -> tuple[Message, list[Message]]:
+        """The session frame for an opted-in socket just accepted, and the replay (cut now)."""
+        replay, missed = binding.replay_at_accept()
         session = binding.session
-        return control_frame(
+        connection.resumed = binding.resumed
+        connection.replayed = len(replay)
+        connection.missed = missed
+        connection.resume_reason = binding.reason
+        if binding.resumed:
+            connection.log.info(
+                "session_resumed",
+                session_id=session.session_id,
+                client_id=session.client_id,
+                replayed=len(replay),
+                missed=missed,
+                replaced=binding.replaced is not None,
+            )
+        frame = control_frame(
             "session",
             session_id=session.session_id,
             token=self.resumption.token(session, time.time()),
             resumed=binding.resumed,
-            replayed=len(binding.replay),
-            missed=binding.missed,
+            replayed=len(replay),
+            missed=missed,
         )
+        return frame, replay
 
     def _session_left(self, session: Any) -> None:
         self.resumption.store.detach(session, time.time())
@@ -488,17 +523,16 @@ class Hub:
         targets: list[Connection],
         message: OutboundMessage,
         exclude: Exclude,
-        away: list[Any] | None = None,
+        away: list[Session] | None = None,
     ) -> BroadcastResult:
         frame = encode(message)
         excluded = exclusion(exclude)
         async with self._broadcast_slots:
-            result = await fan_out(targets, frame, excluded, self.settings.num_shards)
-        # Sessions whose client is away keep the message for when it resumes.
-        for session in away or ():
-            if session.client_id not in excluded:
-                session.buffer.append(frame.message, frame.size)
-        return result
+            # Sessions whose client is away (or whose new socket is not accepted yet) keep the
+            # message for when it resumes.
+            return await fan_out(
+                targets, frame, excluded, self.settings.num_shards, away=away or ()
+            )
 
     async def close(self, client_id: str, code: int = 1000, reason: str = "") -> int:
         """Close every socket of ``client_id``; returns how many were closed."""

@@ -8,6 +8,7 @@ every socket.
 from __future__ import annotations
 
 import json
+from enum import Enum
 from typing import Any
 
 from starlette.types import Message
@@ -63,3 +64,14 @@ def encode(message: OutboundMessage) -> Frame:
     raise TypeError(
         f"cannot send a {type(message).__name__}: send str, bytes, or a dict/list for JSON"
     )
+
+
+class Delivery(Enum):
+    """What became of a hub frame handed to one connection."""
+
+    QUEUED = "queued"
+    QUEUED_AFTER_DROP = "queued_after_drop"
+    """Queued, after older hub frames were dropped to make room (``drop_oldest``)."""
+    DROPPED = "dropped"
+    CLOSED = "closed"
+    SKIPPED = "skipped"

@@ -14,7 +14,6 @@ refused before the app is called) and then served by a ``Connection``.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Send
@@ -111,30 +110,34 @@ class StabilizerMiddleware:
         if first["type"] != "websocket.connect":
             return  # the peer left before the handshake got to us
         handshake = Handshake.from_scope(scope, hub.settings.client_id_param)
+        # A token that resumes names the client; one that does not confers nothing of the
+        # session it names. Decided before admission, so that the socket is counted under the
+        # identity it will actually have, and carried out right after it (no await between).
+        plan = hub.plan_resume(handshake)
+        resumes = plan.session if plan is not None else None
         connection = Connection(
             hub,
             scope,
             receive,
             send,
             first,
-            client_id=handshake.client_id,
+            client_id=resumes.client_id if resumes is not None else handshake.client_id,
             remote_ip=handshake.remote_ip,
         )
-        if handshake.opted_in and handshake.token is not None:
-            # A genuine token names the client: admission counts it under that id.
-            claims, _ = hub.resumption.check(handshake.token, time.time())
-            if claims is not None:
-                connection.client_id = claims.client_id
-        refusal = hub.admit(connection, handshake)
+        refusal = hub.admit(connection, handshake, plan)
         if refusal is not None:
             await deny(scope, send, refusal)
             return
-        if handshake.opted_in:
-            hub._bind_session(connection, handshake.token, int(handshake.received or 0))
-        state = scope.get("state")
-        if state is None:
-            state = scope["state"] = {}
-        state[STATE_KEY] = connection.handle
+        try:
+            if handshake.opted_in:
+                hub._bind_session(connection, plan, handshake.seq or 0)
+            state = scope.get("state")
+            if state is None:
+                state = scope["state"] = {}
+            state[STATE_KEY] = connection.handle
+        except BaseException:
+            connection.abandon()  # whatever failed, the registry slot is given back
+            raise
         await connection.run(self.app)
 
     async def _lifespan(self, hub: Hub, scope: Any, receive: Receive, send: Send) -> None:

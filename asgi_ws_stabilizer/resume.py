@@ -1,25 +1,50 @@
 """Resumption: binding an opted-in socket to a session, new or resumed.
 
 The client opts in with ``_stabilizer=1`` and resumes with ``_stabilizer_token`` and
-``_stabilizer_seq`` (the data messages it received in that session). A bad token never restores
-anyone's session: the client gets a fresh one, and the reason is on the handle and in the log.
+``_stabilizer_seq`` (the data messages it received in that session). A token that does not
+resume confers nothing of the session it names (not its client id, groups, data or messages):
+the client gets a fresh session, and the reason is on the handle and in the log.
+
+Binding happens in two steps with no ``await`` between them, so that admission counts the
+socket under the identity it will actually get: ``plan`` looks at the token and the session
+without changing anything, admission runs, then ``bind`` spends the token and takes the
+session over. The replay itself is cut at accept (``Binding.replay_at_accept``): until then the
+session keeps every message sent to it in its buffer, as it does while its client is away.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Message
 
-from .errors import InvalidTokenError, TokenExpiredError, TokenSpentError
+from .errors import InvalidTokenError, TokenExpiredError
 from .sessions import Session, SessionStore
 from .settings import StabilizerSettings
 from .tokens import SpentTokens, TokenClaims, TokenSigner
 
-RESUME_REASONS = ("invalid_token", "token_expired", "token_spent", "session_unknown")
+RESUME_REASONS = (
+    "invalid_token",
+    "token_expired",
+    "token_spent",
+    "session_unknown",
+    "seq_ahead",
+)
+"""Why a resume was refused. ``seq_ahead``: the client claims to have received more data
+messages than the session ever sent, so its count cannot be trusted to cut the replay."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a resume request would do, decided without changing anything."""
+
+    session: Session | None = None
+    """The session it would resume, or ``None`` (then ``reason`` says why, if asked for)."""
+    claims: TokenClaims | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -30,10 +55,20 @@ class Binding:
     resumed: bool = False
     reason: str | None = None
     """``None`` when resumed or not asked for, else one of ``RESUME_REASONS``."""
-    replay: list[Message] = field(default_factory=list)
-    missed: int = 0
+    received: int = 0
+    """The client's count of data messages received in the session (resumed only)."""
     replaced: Any = None
     """The socket that served the session until now (half-open), to be closed 4409."""
+
+    def replay_at_accept(self) -> tuple[list[Message], int]:
+        """Cut the replay now: the messages the client still needs, and how many of those the
+        buffer no longer holds. Call once, when the socket is accepted."""
+        if not self.resumed:
+            return [], 0
+        session = self.session
+        replay, missed = session.buffer.since(self.received + session.offset)
+        session.offset += missed
+        return replay, missed
 
 
 class Resumption:
@@ -58,36 +93,30 @@ class Resumption:
         except InvalidTokenError:
             return None, "invalid_token"
 
+    def plan(self, token: str | None, received: int, now: float) -> Plan:
+        """What resuming with ``token`` after ``received`` messages would do (changes nothing)."""
+        claims, reason = self.check(token, now)
+        if claims is None:
+            return Plan(reason=reason)
+        session = self.store.get(claims.session_id, now)
+        if session is None or session.client_id != claims.client_id:
+            return Plan(reason="session_unknown")
+        if self.spent.is_spent(claims, now):
+            return Plan(reason="token_spent")
+        if received + session.offset > session.buffer.sent:
+            return Plan(reason="seq_ahead")
+        return Plan(session=session, claims=claims)
+
     def bind(
-        self,
-        session_id: str,
-        client_id: str,
-        claims: TokenClaims | None,
-        reason: str | None,
-        received: int,
-        now: float,
+        self, plan: Plan, session_id: str, client_id: str, received: int, now: float
     ) -> Binding:
-        """Resume the session ``claims`` names, or start ``session_id`` for ``client_id``."""
-        if claims is not None:
-            session = self.store.get(claims.session_id, now)
-            if session is None:
-                reason = "session_unknown"
-            else:
-                try:
-                    self.spent.spend(claims, now)
-                except TokenSpentError:
-                    reason = "token_spent"
-                else:
-                    replay, missed = session.buffer.since(received + session.offset)
-                    session.offset += missed
-                    return Binding(
-                        session,
-                        resumed=True,
-                        replay=replay,
-                        missed=missed,
-                        replaced=session.connection,
-                    )
-        return Binding(self.store.create(session_id, client_id), reason=reason)
+        """Carry out ``plan``: resume its session (spending the token), or start
+        ``session_id`` for ``client_id``."""
+        session, claims = plan.session, plan.claims
+        if session is not None and claims is not None:
+            self.spent.spend(claims, now)
+            return Binding(session, resumed=True, received=received, replaced=session.connection)
+        return Binding(self.store.create(session_id, client_id), reason=plan.reason)
 
     def token(self, session: Session, now: float) -> str:
         """A fresh token for ``session``."""

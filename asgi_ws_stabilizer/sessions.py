@@ -64,6 +64,7 @@ class Session:
         "buffer",
         "client_id",
         "connection",
+        "ended",
         "expires_at",
         "groups",
         "offset",
@@ -83,6 +84,14 @@ class Session:
         """The socket serving it, or ``None`` while the client is away."""
         self.expires_at: float | None = None
         """When a detached session is forgotten (``None`` while attached)."""
+        self.ended = False
+        """Forgotten (expired): it takes no more messages."""
+
+    def keep(self, message: Message, size: int) -> None:
+        """Keep a message its client cannot take now (away, or its socket not open yet): it
+        goes out in the replay when the client resumes."""
+        if not self.ended:
+            self.buffer.append(message, size)
 
 
 class SessionStore:
@@ -127,6 +136,7 @@ class SessionStore:
 
     def forget(self, session: Session) -> None:
         """Drop a session for good."""
+        session.ended = True
         self._sessions.pop(session.session_id, None)
         self._detached.pop(session.session_id, None)
 

@@ -112,6 +112,10 @@ class SpentTokens:
     def __len__(self) -> int:
         return len(self._spent)
 
+    def is_spent(self, claims: TokenClaims, now: float) -> bool:
+        """Whether the token was used before (nothing is changed)."""
+        return claims.nonce in self._spent
+
     def spend(self, claims: TokenClaims, now: float) -> None:
         """Mark the token used.
 

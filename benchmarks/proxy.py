@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 
 
 class LoopbackProxy:
     """Forwards ``127.0.0.1:port`` to ``127.0.0.1:target_port``."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *, upstream_rcvbuf: int | None = None) -> None:
+        """``upstream_rcvbuf`` caps the receive buffer of the proxy's connection to the target
+        (set before connecting, so the kernel does not grow it): after ``freeze()`` the
+        target's writes then block after a few MB instead of tens."""
         self.target_port = target_port
+        self.upstream_rcvbuf = upstream_rcvbuf
         self.port = 0
         self.forwarding = True
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._writers: list[asyncio.StreamWriter] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -46,11 +53,27 @@ class LoopbackProxy:
         self._writers.clear()
 
     def blackhole(self) -> None:
-        """Stop forwarding both ways, leaving the connections open."""
+        """Stop forwarding both ways, leaving the connections open (data is still read and
+        thrown away, so the peers' writes never block)."""
         self.forwarding = False
 
+    def freeze(self) -> None:
+        """Stop reading and forwarding both ways, leaving the connections open: the peers'
+        kernel buffers fill and their writes block, as on a path that died silently."""
+        self.forwarding = False
+        self._flowing.clear()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        sock = socket.socket()
+        if self.upstream_rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.upstream_rcvbuf)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.target_port))
+        except OSError:
+            sock.close()
+            raise
+        up_reader, up_writer = await asyncio.open_connection(sock=sock)
         self._writers += [writer, up_writer]
         for src, dst in ((reader, up_writer), (up_reader, writer)):
             task = asyncio.create_task(self._pipe(src, dst))
@@ -59,7 +82,11 @@ class LoopbackProxy:
 
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
-            while data := await src.read(65536):
+            while True:
+                await self._flowing.wait()
+                data = await src.read(65536)
+                if not data:
+                    break
                 if self.forwarding:
                     dst.write(data)
                     await dst.drain()

@@ -203,3 +203,69 @@ async def test_plain_clients_see_no_control_frames() -> None:
         await wait_count(hub, 1, 3)
         await hub.broadcast("only data")
         assert await asyncio.wait_for(ws.recv(), 3) == "only data"
+
+
+async def wait_until(check: Any, within: float, what: str) -> None:
+    """Poll ``check()`` every 10 ms until it is true, failing after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def test_resume_over_a_blocked_half_open_socket_keeps_live_delivery(
+    server_kind: str,
+) -> None:
+    """A client whose path died silently (the server's writes to it block) resumes on a new
+    socket while a group keeps publishing: live messages flow to the new socket at once, the
+    old one is closed 4409, and every message arrives exactly once and in order."""
+    # Messages large enough to fill the loopback buffers (a few MB) quickly; a replay buffer
+    # large enough to hold everything the old socket swallowed.
+    hub = Hub(heartbeat_interval=None, secret_key=SECRET, resume_buffer_size=64 << 20)
+    app, _ = build("starlette", hub)
+    total, pad = 600, "x" * 16000
+    expected = ['{"ack":"join","ok":true}'] + [f"{i:05d}{pad}" for i in range(total)]
+
+    async def publisher() -> None:
+        for i in range(total):
+            await hub.publish("room", f"{i:05d}{pad}")
+            await asyncio.sleep(0.003)
+
+    async with serve(app, server_kind) as url:
+        port = int(url.rsplit(":", 1)[1])
+        reader = Reader()
+        async with CutProxy(port, upstream_rcvbuf=4096) as proxy:
+            # No permessage-deflate: the padding would compress to nothing.
+            ws = await client(
+                f"ws://127.0.0.1:{proxy.port}/cmd?_stabilizer=1", compression=None
+            ).__aenter__()
+            await reader.session(ws)
+            await ws.send('{"join": "room"}')
+            await reader.read(ws, until=1)
+            publishing = asyncio.create_task(publisher())
+            await reader.read(ws, until=40)
+            proxy.freeze()
+            (old,) = list(hub.registry)
+            # The server's writes to the old socket back up until they block.
+            await wait_until(lambda: old.gate.writer is not None, t(10), "a blocked write")
+            loop = asyncio.get_running_loop()
+            async with client(resume_url(url, reader).replace("/listen", "/cmd")) as again:
+                first = json.loads(await asyncio.wait_for(again.recv(), t(3)))
+                resumed_at = loop.time()
+                await publishing
+                published_at = loop.time()
+                await reader.read(again, until=len(expected))
+                caught_up = loop.time() - published_at
+                assert old.close_code == 4409
+        assert first["resumed"] is True
+        assert first["missed"] == 0
+        assert len(reader.data) == len(expected)
+        assert reader.data == expected
+        # Well under send_timeout (10 s), which is how long the defect held deliveries back.
+        assert caught_up < t(3), f"last message {caught_up:.2f} s after the last publish"
+        print(
+            f"\n[{server_kind}] replayed {first['replayed']}, resumed "
+            f"{published_at - resumed_at:.2f} s before the last publish, "
+            f"caught up {caught_up:.2f} s after"
+        )
