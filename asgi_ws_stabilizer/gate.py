@@ -88,6 +88,7 @@ class Gate:
         "_idle_waiters",
         "_meter",
         "_on_gone",
+        "_once",
         "_queue",
         "_send",
         "_send_timeout",
@@ -117,6 +118,8 @@ class Gate:
         self._busy = False
         self._writer: asyncio.Task[None] | None = None
         self._idle_waiters: list[asyncio.Future[None]] | None = None
+        self._once: Message | None = None
+        """The frame handed over with ``send_once`` that is still waiting to be written."""
         self.queued_bytes = 0
         """Payload bytes handed over and not yet written (the one in flight included)."""
         self.close_code: int | None = None
@@ -247,6 +250,24 @@ class Gate:
             )
         return True
 
+    def send_once(self, message: Message, size: int = 0) -> bool:
+        """``send_nowait``, unless this very frame is still waiting to be written.
+
+        For pongs: one waiting pong answers any number of pings (RFC 6455 section 5.5.3 lets
+        a pong answer only the latest ping), so a client that floods pings and never reads
+        holds at most one pong in the outbox, not one per ping.
+        """
+        if self._once is message:
+            return True
+        if not self.open:
+            return False
+        if self._busy or self._queue:
+            self._once = message
+            self._append(_Item(message, size, None, False))
+            self._kick()
+            return True
+        return self.send_nowait(message, size)
+
     def drop_oldest(self, needed: int) -> tuple[int, int]:
         """Drop the oldest droppable frames until ``needed`` bytes were freed.
 
@@ -346,6 +367,7 @@ class Gate:
                 waiter.set_result(None)
 
     def _fail_queued(self) -> None:
+        self._once = None
         queue = self._queue
         while queue:
             item = queue.popleft()
@@ -377,6 +399,8 @@ class Gate:
             queue = self._queue
             while queue:
                 item = queue.popleft()
+                if item.message is self._once:
+                    self._once = None
                 done = item.done
                 self._busy = True
                 try:

@@ -349,3 +349,28 @@ async def test_flush_waits_behind_inline_send() -> None:
     assert await gate.flush(WAIT)
     assert server.texts() == ["a", "websocket.close"]
     await asyncio.wait_for(first, WAIT)
+
+
+async def test_send_once_keeps_one_waiting_copy() -> None:
+    """A frame handed over with ``send_once`` again and again while an earlier write blocks
+    waits in the outbox once; once written, the next one queues again."""
+    server = ServerSend()
+    server.hold = "big"
+    gate, _ = make(server)
+    pong = text("pong")
+    assert gate.send_nowait(text("big"), 3)
+    await asyncio.wait_for(server.holding.wait(), WAIT)
+    for _ in range(10_000):
+        assert gate.send_once(pong, 4)
+    assert gate.backlog == 1
+    assert gate.queued_bytes == 3 + 4
+    gate.send_nowait(text("after"), 5)
+    assert gate.send_once(pong, 4)  # still waiting (behind it now: "after")
+    server.release.set()
+    await asyncio.wait_for(gate.flush(), WAIT)
+    assert server.texts() == ["big", "pong", "after"]
+    server.hold = None
+    assert gate.send_once(pong, 4)
+    await asyncio.wait_for(gate.flush(), WAIT)
+    assert server.texts() == ["big", "pong", "after", "pong"]
+    assert gate.queued_bytes == 0
