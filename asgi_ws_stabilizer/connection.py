@@ -16,6 +16,7 @@ otherwise give 1006, 1011, an empty close or nothing (``reference/asgi-facts.md`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sys
 import time
@@ -44,7 +45,11 @@ if TYPE_CHECKING:
 
 
 CLOSE_TIMEOUT = 5.0
-"""Seconds the middleware waits for its own close frame to be written after the app returned."""
+"""Seconds the middleware waits for its own close frame to be written after the app returned
+(and then for the client's reply)."""
+
+SEND_TIMED_OUT = (int(CloseCode.TRY_AGAIN_LATER), "slow consumer: send timed out")
+"""The close of a socket whose write did not finish within ``send_timeout``."""
 
 
 class State(Enum):
@@ -76,6 +81,7 @@ class Connection:
         "_binding",
         "_bucket",
         "_connect_message",
+        "_gone",
         "_handle",
         "_heartbeat_on",
         "_interrupted",
@@ -175,6 +181,7 @@ class Connection:
         self.closed_by: str | None = None
         self.finished = False
         self._pump_task: asyncio.Task[None] | None = None
+        self._gone: asyncio.Future[None] | None = None
         self._reading = False
         self._reader: asyncio.Task[Any] | None = None
         self._interrupted = False
@@ -340,8 +347,35 @@ class Connection:
             self.gate.queue_close()  # a shed's close still waiting for a cleanup slot
         # Whoever queued the close (this, a shed, the heartbeat), it must go out before the
         # handler returns: the server drops the TCP connection then (the client sees 1006).
-        await self.gate.flush(CLOSE_TIMEOUT)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_TIMEOUT
+        gate = self.gate
+        # The handler has returned: nobody reads the inbox any more. Go on reading the server
+        # (dropping what comes) while the close goes out and until the client's reply: a
+        # server whose queue for this socket is full cannot process that reply, and uvicorn's
+        # legacy server does not even finish writing our close until it has (RFC 6455
+        # section 7.1.1: the closing handshake ends with the client's close). A client that
+        # floods is exactly the one that gets shed.
+        self.inbox.finish({"type": "websocket.disconnect", "code": self.close_code or 1000})
+        if not self.finished and not self._reading:
+            self._start_pump()
+        if not await gate.flush(CLOSE_TIMEOUT):
+            # The peer stopped reading and our close sits behind a blocked write. Returning
+            # now would let the server close on its own terms (hypercorn: 1011, "internal
+            # error"), so the close we chose is handed over without waiting for it.
+            await gate.give_up()
+        if gate.timed_out and gate.close_code is None:
+            gate.hand_over_close(*SEND_TIMED_OUT)
+        elif gate.close_written and not self.finished:
+            await self._await_close_reply(deadline - loop.time())
         self._teardown_now()
+
+    async def _await_close_reply(self, timeout: float) -> None:
+        gone = self._gone
+        if gone is None:
+            gone = self._gone = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(gone), max(0.0, timeout))
 
     def abandon(self) -> None:
         """Give everything back at once (the handshake failed before the app was called)."""
@@ -503,13 +537,22 @@ class Connection:
 
     def _transport_failed(self, exc: BaseException) -> None:
         self.log.debug("transport_failed", error=type(exc).__name__)
-        self._peer_left({"type": "websocket.disconnect", "code": 1006, "reason": ""})
+        if self.gate.timed_out:
+            # Not the peer's doing as far as the server knows: the middleware ends it (and
+            # hands the server this close when the handler returns, see ``_end``).
+            self._closing(*SEND_TIMED_OUT, "middleware")
+            code, reason = SEND_TIMED_OUT
+        else:
+            code, reason = 1006, ""
+        self._peer_left({"type": "websocket.disconnect", "code": code, "reason": reason})
         self._interrupt_reader()
 
     def _finish(self) -> None:
         if self.finished:
             return
         self.finished = True
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
         previous = self.state
         self.state = State.CLOSED if previous is not State.REFUSED else previous
         self.inbox.finish({"type": "websocket.disconnect", "code": self.close_code or 1006})
@@ -541,6 +584,11 @@ class Connection:
             raw = self._loop_time()
             if self._heartbeat_on:
                 now = self.hub.clock_at(raw)
+                if heartbeat.ping_sent_at is not None:
+                    # A sign of life after our ping: the next ping is due an interval after it,
+                    # not when the ping's timeout would have run out (with timeout > interval,
+                    # pings would come every timeout, past a proxy's idle limit).
+                    self.hub._watch(self, now + heartbeat.interval)
                 if text == self._pong["text"]:
                     rtt = heartbeat.saw_pong(now)
                     if rtt is not None:
@@ -598,7 +646,9 @@ class Connection:
             self._start_pump()
 
     def _start_pump(self) -> None:
-        if self._pump_task is None and not self.inbox.finished:
+        # Also while closing (the app has been told): the reads then only drop data, and keep
+        # the server's queue moving so that the client's close reply gets through.
+        if self._pump_task is None and not self.finished:
             self._reading = True
             self._pump_task = asyncio.get_running_loop().create_task(
                 self._pump(), name=f"asgi_ws_stabilizer:pump:{self.connection_id}"

@@ -21,6 +21,7 @@ makes a fan-out to thousands of sockets cheap. Only a write that really blocks g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections import deque
 from collections.abc import Callable, Generator
@@ -30,6 +31,9 @@ from starlette.types import Message, Send
 
 from .errors import ConnectionGoneError
 from .memory import Meter
+
+GIVE_UP_WAIT = 1.0
+"""Seconds ``give_up`` waits for a cancelled write to unwind out of the server's send."""
 
 
 class _Item:
@@ -342,6 +346,50 @@ class Gate:
             if self._idle_waiters and idle in self._idle_waiters:
                 self._idle_waiters.remove(idle)
         return True
+
+    async def give_up(self) -> None:
+        """Stop waiting for a blocked write (the peer stopped reading) and hand the close
+        frame that waited behind it to the server anyway (``hand_over_close``)."""
+        close = None
+        if self._close_queued and self.close_code is not None and not self.gone:
+            close = (self.close_code, self.close_reason)
+        self._fail_queued()
+        writer = self._writer
+        if writer is not None and not writer.done():
+            # Let it unwind out of the server's send first: that releases the server's own
+            # send lock (hypercorn), so the close frame can be written behind the data.
+            writer.cancel()
+            await asyncio.wait({writer}, timeout=GIVE_UP_WAIT)
+        if close is not None:
+            self.hand_over_close(*close)
+
+    def hand_over_close(self, code: int, reason: str = "") -> None:
+        """Give the server a close frame without waiting for it to be written.
+
+        Servers take the close at once: hypercorn marks the socket closed before it writes,
+        so it no longer closes 1011 ("internal error") when the handler returns; it writes the
+        frame behind the data already in its buffers, for the peer to read if it ever reads
+        again. If the write has to wait, that wait is cancelled as a task cancellation would
+        be (the future it waits on first), and nothing is awaited here.
+        """
+        if self.close_written:
+            return
+        message = {"type": "websocket.close", "code": code, "reason": reason}
+        try:
+            step = self._send(message).__await__()
+            try:
+                waiting = step.send(None)
+            except StopIteration:
+                self.close_written = True
+                return
+            if isinstance(waiting, asyncio.Future):
+                waiting.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError, StopIteration):
+                step.throw(asyncio.CancelledError())
+            with contextlib.suppress(Exception):
+                step.close()
+        except Exception:  # the server has let go of the socket itself: nothing to hand over
+            return
 
     def mark_gone(self) -> None:
         """The peer has gone: drop the backlog, refuse further frames."""

@@ -94,7 +94,7 @@ class ConnectionHandle:
     @property
     def resume_reason(self) -> str | None:
         """Why a resume was refused (``invalid_token``, ``token_expired``, ``token_spent``,
-        ``session_unknown``); ``None`` when resumed or not asked for."""
+        ``session_unknown``, ``seq_ahead``); ``None`` when resumed or not asked for."""
         return self._connection.resume_reason
 
     @property

@@ -58,9 +58,18 @@ class FakeSocket:
         return await self.inbound.get()
 
     async def send(self, message: Message) -> None:
-        """The server's ``send``."""
+        """The server's ``send``.
+
+        After a close sent on an accepted socket, the next ``receive`` says the socket is
+        gone (with that code), as uvicorn does; the client's own close reply is not modelled.
+        """
         self.sent.append(message)
         self.outbound.put_nowait(message)
+        if message["type"] == "websocket.close" and any(
+            m["type"] == "websocket.accept" for m in self.sent
+        ):
+            code = message.get("code", 1000)
+            self.inbound.put_nowait({"type": "websocket.disconnect", "code": code})
 
     def text(self, text: str) -> None:
         """The client sends a text message."""

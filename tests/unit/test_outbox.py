@@ -10,6 +10,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from asgi_ws_stabilizer import ConnectionGoneError, Hub
+from asgi_ws_stabilizer import connection as connection_module
+from asgi_ws_stabilizer import hub as hub_module
 from asgi_ws_stabilizer.fanout import BroadcastResult
 
 from .fakes import Probe, echo_app, finish, holding_app, record_app, until
@@ -247,17 +249,21 @@ async def test_app_and_hub_sends_go_out_in_one_order() -> None:
 
 
 async def test_send_timeout_marks_a_stuck_hub_send_dead() -> None:
-    """``send_timeout``: a hub frame whose write does not finish in time ends the connection."""
+    """``send_timeout``: a hub frame whose write does not finish in time ends the connection
+    with 1013 (a slow consumer, closed by the middleware), and that close is handed to the
+    server without waiting for it, so the server does not close on its own terms."""
     hub = Hub(send_timeout=0.05)
     one, _ = await stalled(hub, app=record_app)
     started = time.perf_counter()
     assert (await hub.broadcast("never read")).queued == 1
     await finish(one.task)
     assert time.perf_counter() - started >= 0.05
-    assert one.probe.received == [{"type": "websocket.disconnect", "code": 1006, "reason": ""}]
-    assert one.sock.closes() == []
+    reason = "slow consumer: send timed out"
+    assert one.probe.received == [{"type": "websocket.disconnect", "code": 1013, "reason": reason}]
+    assert one.sock.closes() == [{"type": "websocket.close", "code": 1013, "reason": reason}]
     assert hub.connection_count == 0
-    assert hub.stats()["closes"] == {"1006": 1}
+    assert hub.stats()["closes"] == {"1013": 1}
+    assert hub.stats()["closed_by"] == {"middleware": 1}
 
 
 async def test_send_timeout_fails_a_stuck_app_send() -> None:
@@ -285,3 +291,25 @@ async def test_send_timeout_fails_a_stuck_app_send() -> None:
     assert "timed out" in str(error)
     assert hub.connection_count == 0
     assert hub.stats()["app_errors"] == 0
+
+
+async def test_close_held_behind_a_blocked_write_is_handed_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A slow consumer closed 1013 whose peer never reads again: once the close timeout has
+    passed, the blocked write is cancelled and the 1013 close handed to the server without
+    waiting; the handler returns and nothing is left waiting in the server's send."""
+    monkeypatch.setattr(connection_module, "CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr(hub_module, "CLOSE_TIMEOUT", 0.05)
+    hub = Hub(max_send_queue=10, slow_consumer_policy="close")
+    slow, valve = await stalled(hub, app=record_app)
+    await hub.broadcast("aaaaaaaa")
+    await in_flight(slow, valve)
+    assert (await hub.broadcast("bbbbbbbb")).closed == 1
+    await finish(slow.task)
+    reason = "slow consumer: send queue full"
+    assert slow.sock.closes() == [{"type": "websocket.close", "code": 1013, "reason": reason}]
+    assert slow.texts() == []  # the data write never finished: the peer never read
+    assert valve.in_flight == 0  # cancelled, not left hanging in the server's send
+    assert hub.connection_count == 0
+    assert hub.stats()["closes"] == {"1013": 1}

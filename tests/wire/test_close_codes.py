@@ -10,10 +10,14 @@ from structlog.testing import capture_logs
 from websockets.exceptions import ConnectionClosed
 
 from asgi_ws_stabilizer import Hub
+from asgi_ws_stabilizer import connection as connection_module
+from asgi_ws_stabilizer import hub as hub_module
 
 from ..apps import build
 from ..conftest import client
 from ..servers import serve
+from ..timing import t
+from .hostile_client import RawClient
 from .test_heartbeat import wait_count
 
 
@@ -76,3 +80,38 @@ async def test_handle_fields_reach_the_app(server_kind: str, flavour: str) -> No
         assert '"client_id":"alice"' in info.replace(" ", "")
         assert '"hub_count":1' in info.replace(" ", "")
         assert hub.client_ids() == ["alice"]
+
+
+@pytest.mark.parametrize("how", ["close_timeout", "send_timeout"])
+async def test_blocked_slow_consumer_never_sees_a_server_error(
+    server_kind: str, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that stopped reading is closed 1013 by the hub (outbox overflow, or a write
+    past ``send_timeout``); when it reads again it finds the data, then 1013 or the end of
+    the stream, never 1011 (hypercorn's "internal error" when a handler returns without
+    having handed over a close)."""
+    monkeypatch.setattr(connection_module, "CLOSE_TIMEOUT", t(0.5))
+    monkeypatch.setattr(hub_module, "CLOSE_TIMEOUT", t(0.5))
+    send_timeout = t(0.5) if how == "send_timeout" else None
+    queue = 64 * 1024 if how == "close_timeout" else None
+    hub = Hub(heartbeat_interval=None, max_send_queue=queue, send_timeout=send_timeout)
+    app, _ = build("starlette", hub)
+    async with serve(app, server_kind) as url:
+        raw, response = await RawClient.handshake(url, b"/listen", rcvbuf=4096)
+        try:
+            assert response.status == 101
+            await wait_count(hub, 1, t(3))
+            (stuck,) = list(hub.registry)
+            for _ in range(400):  # 64 KB each: the loopback buffers fill after a few MB
+                await hub.broadcast(b"x" * 65536)
+                await asyncio.sleep(0.002)
+                if stuck.close_code is not None:
+                    break
+            assert stuck.close_code == 1013
+            await wait_count(hub, 0, t(3))  # the handler has returned
+            await asyncio.sleep(t(0.3))  # whatever the server does on its own, it has done
+            ended = await raw.ended(t(10))
+        finally:
+            raw.close()
+    assert ended in ("close 1013", "tcp closed"), ended
+    print(f"\n[{server_kind} {how}] the client read the data, then: {ended}")

@@ -151,3 +151,22 @@ async def test_without_lifespan_services_start_on_first_connection() -> None:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, t(10))
+
+
+async def test_pings_come_every_interval_when_the_timeout_is_longer(server_kind: str) -> None:
+    """With ``heartbeat_timeout`` longer than the interval (the old library's 30 s / 60 s),
+    a client that answers at once is pinged an interval after its pong, not a timeout after
+    the ping: a proxy's idle timer between the two must not cut it."""
+    hub = Hub(heartbeat_interval=INTERVAL, heartbeat_timeout=4 * INTERVAL)
+    app, _ = build("starlette", hub)
+    async with serve(app, server_kind) as url, client(url + "/record") as ws:
+        loop = asyncio.get_running_loop()
+        seen: list[float] = []
+        for _ in range(6):
+            frame = await asyncio.wait_for(ws.recv(), 8 * INTERVAL)
+            assert frame == "ping"
+            seen.append(loop.time())
+            await ws.send("pong")
+    gaps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
+    assert max(gaps) < INTERVAL + MARGIN, gaps  # before the fix: about 4 * INTERVAL each
+    assert hub.stats()["heartbeat_timeouts"] == 0

@@ -221,8 +221,14 @@ async def test_resume_over_a_blocked_half_open_socket_keeps_live_delivery(
     socket while a group keeps publishing: live messages flow to the new socket at once, the
     old one is closed 4409, and every message arrives exactly once and in order."""
     # Messages large enough to fill the loopback buffers (a few MB) quickly; a replay buffer
-    # large enough to hold everything the old socket swallowed.
-    hub = Hub(heartbeat_interval=None, secret_key=SECRET, resume_buffer_size=64 << 20)
+    # large enough to hold everything the old socket swallowed, and an outbox that holds the
+    # replay (it counts against max_send_queue).
+    hub = Hub(
+        heartbeat_interval=None,
+        secret_key=SECRET,
+        resume_buffer_size=64 << 20,
+        max_send_queue=128 << 20,
+    )
     app, _ = build("starlette", hub)
     total, pad = 600, "x" * 16000
     expected = ['{"ack":"join","ok":true}'] + [f"{i:05d}{pad}" for i in range(total)]
