@@ -138,13 +138,7 @@ class EventLog:
 
     def bind(self, **fields: Any) -> EventLog:
         """A log that adds ``fields`` to every event."""
-        # Not through __init__: this runs for each event of a connection (Connection.log), and
-        # our fields are clean already; only the new ones need cleaning, once, here.
-        log = EventLog.__new__(EventLog)
-        log._min = self._min
-        log._logger = self._logger
-        log._fields = {**self._fields, **_cleaned(fields)}
-        return log
+        return EventLog(self._min, self._logger, {**self._fields, **fields})
 
     def enabled(self, level: int) -> bool:
         """Whether events at ``level`` are emitted."""
