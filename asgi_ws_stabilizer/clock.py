@@ -6,6 +6,13 @@ therefore measured on a clock from which measured stalls are subtracted: a probe
 run every ``probe_interval`` seconds, and whatever it is late by (beyond ordinary jitter) is stall.
 A stall still in progress counts too, so the judgement is right even when the heartbeat callback
 happens to run before the probe after a freeze.
+
+Subtracting stalls is not enough on its own: the clock only knows a stall to within a probe
+interval plus jitter, so up to that much of it still counts as elapsed, and when the loop comes
+back it runs the heartbeat timer in the same iteration as the I/O callbacks that buffer what came
+in meanwhile, one to three iterations before the task that reads the pong. So right after a
+stall nobody is timed out: ``LagClock.hold`` postpones the verdict until the loop has run, stall
+free, for a settle period of ``SETTLE`` seconds and ``SETTLE_ITERATIONS`` iterations.
 """
 
 from __future__ import annotations
@@ -19,19 +26,50 @@ PROBE_INTERVAL = 0.1
 JITTER = 0.05
 """Lateness below this is ordinary scheduling jitter, not a stall."""
 
+SETTLE = 2 * JITTER
+"""Seconds of stall-free loop time after a stall before anyone is timed out."""
+
+SETTLE_ITERATIONS = 4
+"""Loop iterations after a stall before anyone is timed out: enough for every server's read path
+(data received, then the server's reader task, then the app's task) to hand over a pong."""
+
 
 class LagClock:
     """The synchronous core: stall accounting for a stream of probe observations."""
 
-    __slots__ = ("expected", "jitter", "max_lag", "probe_interval", "stalled", "stalls")
+    __slots__ = (
+        "calm_at",
+        "expected",
+        "iterations_left",
+        "jitter",
+        "max_lag",
+        "probe_interval",
+        "settle",
+        "settle_iterations",
+        "stalled",
+        "stalls",
+    )
 
-    def __init__(self, probe_interval: float = PROBE_INTERVAL, jitter: float = JITTER) -> None:
+    def __init__(
+        self,
+        probe_interval: float = PROBE_INTERVAL,
+        jitter: float = JITTER,
+        *,
+        settle: float = SETTLE,
+        settle_iterations: int = SETTLE_ITERATIONS,
+    ) -> None:
         self.probe_interval = probe_interval
         self.jitter = jitter
+        self.settle = settle
+        self.settle_iterations = settle_iterations
         self.expected: float | None = None
         self.stalled = 0.0
         self.stalls = 0
         self.max_lag = 0.0
+        self.calm_at = float("-inf")
+        """Adjusted time from which verdicts may be given (the last disturbance + ``settle``)."""
+        self.iterations_left = 0
+        """Loop iterations still to run since the last disturbance (see ``iterated``)."""
 
     def arm(self, now: float) -> float:
         """Start a probe period at ``now``; returns when the probe should run."""
@@ -41,12 +79,44 @@ class LagClock:
     def observe(self, now: float) -> float:
         """The probe ran at ``now``; returns how late it was (0 within jitter)."""
         lag = self._late(now)
+        self.expected = None
         if lag:
             self.stalled += lag - self.jitter
             self.stalls += 1
             self.max_lag = max(self.max_lag, lag)
-        self.expected = None
+            self.disturbed(now)
         return lag
+
+    def disturbed(self, now: float) -> None:
+        """The loop was unresponsive until ``now``: restart the settle period."""
+        self.calm_at = max(self.calm_at, self.adjusted(now) + self.settle)
+        self.iterations_left = self.settle_iterations
+
+    def iterated(self) -> bool:
+        """One loop iteration ran; returns whether the settle period still wants more."""
+        if self.iterations_left > 0:
+            self.iterations_left -= 1
+        return self.iterations_left > 0
+
+    def hold(self, now: float, late: float = 0.0) -> float | None:
+        """Whether a verdict that a peer is silent may be given at ``now``.
+
+        ``None`` when it may; else the adjusted time at which to look again. The loop counts as
+        just out of a stall when the probe is overdue now (the stall has not been observed yet),
+        when the caller's own timer ran ``late`` by more than jitter, or when a stall ended less
+        than ``settle`` (stall-free) seconds or ``settle_iterations`` loop iterations ago. Data
+        that arrived during a stall may still be unread then. A stall that recurs keeps
+        holding (the scheduler caps that at a timeout per peer); once the loop runs freely,
+        the verdict comes at most a settle period late.
+        """
+        if late > self.jitter or self._late(now):
+            self.disturbed(now)
+        adjusted = self.adjusted(now)
+        if adjusted < self.calm_at:
+            return self.calm_at
+        if self.iterations_left:
+            return adjusted + self.jitter  # a slow loop: its iterations have not run yet
+        return None
 
     def adjusted(self, now: float) -> float:
         """``now`` minus every stall so far, the current one included.
@@ -77,6 +147,7 @@ class LoopLagMonitor:
         self.clock = clock or LagClock()
         self._on_stall = on_stall
         self._handle: asyncio.TimerHandle | None = None
+        self._iteration: asyncio.Handle | None = None
 
     @property
     def running(self) -> bool:
@@ -86,6 +157,13 @@ class LoopLagMonitor:
     def now(self) -> float:
         """The lag-adjusted time."""
         return self.clock.adjusted(self.loop.time())
+
+    def hold(self, late: float = 0.0) -> float | None:
+        """``LagClock.hold`` now: ``None`` when a peer may be judged silent, else the adjusted
+        time to look again. ``late``: how late the caller's timer callback ran."""
+        held = self.clock.hold(self.loop.time(), late)
+        self._count_iterations()
+        return held
 
     def start(self) -> None:
         """Begin probing (idempotent)."""
@@ -97,11 +175,27 @@ class LoopLagMonitor:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._iteration is not None:
+            self._iteration.cancel()
+            self._iteration = None
         self.clock.expected = None
+        self.clock.iterations_left = 0
 
     def _probe(self) -> None:
         now = self.loop.time()
         lag = self.clock.observe(now)
         self._handle = self.loop.call_at(self.clock.arm(now), self._probe)
         if lag:
+            self._count_iterations()
             self._on_stall(lag)
+
+    def _count_iterations(self) -> None:
+        """After a disturbance, tell the clock about each loop iteration (``call_soon`` runs its
+        callback in the next one) until it has seen enough: a few callbacks, only after stalls."""
+        if self.clock.iterations_left and self._iteration is None:
+            self._iteration = self.loop.call_soon(self._iterated)
+
+    def _iterated(self) -> None:
+        self._iteration = None
+        if self.clock.iterated():
+            self._iteration = self.loop.call_soon(self._iterated)

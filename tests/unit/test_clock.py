@@ -7,7 +7,14 @@ import time
 
 import pytest
 
-from asgi_ws_stabilizer.clock import JITTER, PROBE_INTERVAL, LagClock, LoopLagMonitor
+from asgi_ws_stabilizer.clock import (
+    JITTER,
+    PROBE_INTERVAL,
+    SETTLE,
+    SETTLE_ITERATIONS,
+    LagClock,
+    LoopLagMonitor,
+)
 
 from .fakes import WAIT
 
@@ -87,6 +94,89 @@ def test_adjusted_clock_never_runs_backwards() -> None:
     assert readings == sorted(readings)
 
 
+def settle_iterations(clock: LagClock) -> None:
+    """Run the loop iterations the clock wants after a disturbance."""
+    for _ in range(SETTLE_ITERATIONS):
+        clock.iterated()
+    assert clock.iterations_left == 0
+
+
+def test_hold_gives_way_on_a_calm_loop() -> None:
+    """With no stall, late timer or overdue probe, a verdict may be given at once."""
+    clock = LagClock()
+    assert clock.hold(3.0) is None
+    clock.arm(3.0)
+    assert clock.hold(3.0 + PROBE_INTERVAL + JITTER * 0.8, late=JITTER * 0.8) is None
+    assert clock.observe(3.0 + PROBE_INTERVAL) == 0.0
+    assert clock.hold(3.0 + PROBE_INTERVAL) is None
+    assert clock.iterations_left == 0
+
+
+def test_hold_while_the_probe_is_overdue() -> None:
+    """Right after a freeze, before the probe has run, verdicts wait a settle period from now."""
+    clock = LagClock()
+    clock.arm(0.0)
+    back = PROBE_INTERVAL + JITTER  # the adjusted clock when the loop comes back
+    assert clock.hold(5.0) == pytest.approx(back + SETTLE)
+    assert clock.iterations_left == SETTLE_ITERATIONS
+    clock.observe(5.0)  # the probe, later in the same iteration, agrees
+    assert clock.calm_at == pytest.approx(back + SETTLE)
+
+
+def test_hold_after_an_observed_stall_until_settled() -> None:
+    """Once the probe has seen a stall, verdicts wait ``SETTLE`` seconds of stall-free time and
+    ``SETTLE_ITERATIONS`` loop iterations; then they are given again."""
+    clock = LagClock()
+    clock.arm(0.0)
+    clock.observe(1.0)
+    clock.arm(1.0)
+    back = clock.adjusted(1.0)
+    assert back == pytest.approx(PROBE_INTERVAL + JITTER)
+    assert clock.hold(1.0) == pytest.approx(back + SETTLE)
+    assert clock.hold(1.0 + SETTLE * 0.9) == pytest.approx(back + SETTLE)
+    # Time is up, but the loop has not iterated yet (a very slow loop): look again soon.
+    assert clock.hold(1.0 + SETTLE) == pytest.approx(back + SETTLE + JITTER)
+    settle_iterations(clock)
+    assert clock.hold(1.0 + SETTLE) is None
+
+
+def test_hold_when_the_callers_timer_ran_late() -> None:
+    """A timer late by more than jitter means the loop was not responsive: hold; less is noise."""
+    clock = LagClock()
+    assert clock.hold(5.0, late=JITTER * 0.8) is None
+    assert clock.hold(5.0, late=JITTER * 1.2) == pytest.approx(5.0 + SETTLE)
+    settle_iterations(clock)
+    assert clock.hold(5.0 + SETTLE * 0.9) == pytest.approx(5.0 + SETTLE)
+    assert clock.hold(5.0 + SETTLE) is None
+
+
+def test_repeated_stalls_keep_holding() -> None:
+    """A stall within the settle period of another restarts it: verdicts wait for a calm loop."""
+    clock = LagClock()
+    clock.arm(0.0)
+    clock.observe(1.0)
+    clock.arm(1.0)
+    first = clock.calm_at
+    settle_iterations(clock)
+    assert clock.hold(1.0 + SETTLE / 2) == pytest.approx(first)
+    clock.observe(3.0)  # stalled again before settling
+    clock.arm(3.0)
+    assert clock.calm_at > first
+    assert clock.iterations_left == SETTLE_ITERATIONS
+    assert clock.hold(3.0 + SETTLE * 0.9) == pytest.approx(clock.calm_at)
+    settle_iterations(clock)
+    assert clock.hold(3.0 + SETTLE) is None
+
+
+def test_iterated_counts_down_to_zero() -> None:
+    """``iterated`` asks for more until the settle iterations have run, then stays at zero."""
+    clock = LagClock()
+    clock.disturbed(0.0)
+    wants = [clock.iterated() for _ in range(SETTLE_ITERATIONS + 2)]
+    assert wants == [True] * (SETTLE_ITERATIONS - 1) + [False] * 3
+    assert clock.iterations_left == 0
+
+
 async def test_monitor_reports_stall_and_stops_clock() -> None:
     """A 0.3 s block is reported to ``on_stall`` as ~0.3 s and barely advances ``now()``."""
     loop = asyncio.get_running_loop()
@@ -123,3 +213,29 @@ async def test_monitor_start_stop_idempotent() -> None:
     monitor.stop()
     assert not monitor.running
     assert monitor.clock.expected is None
+
+
+async def test_monitor_holds_verdicts_after_a_stall_then_gives_way() -> None:
+    """On a real loop: right after blocking code, ``hold`` postpones verdicts; once the loop has
+    run ``SETTLE`` seconds and its iterations (counted by a few ``call_soon``), it gives way."""
+    loop = asyncio.get_running_loop()
+    monitor = LoopLagMonitor(loop, lambda lag: None)
+    monitor.start()
+    try:
+        assert monitor.hold() is None
+        time.sleep(0.3)  # noqa: ASYNC251 - the stall under test: blocking code on the loop
+        again = monitor.hold()
+        assert again is not None
+        assert again == pytest.approx(monitor.now() + SETTLE, abs=0.01)
+        assert monitor.clock.iterations_left == SETTLE_ITERATIONS
+        # The probe runs in the next iteration and restarts the count: one more round.
+        for _ in range(SETTLE_ITERATIONS + 1):
+            await asyncio.sleep(0)
+        assert monitor.clock.iterations_left == 0
+        for _ in range(100):
+            if monitor.now() >= again:
+                break
+            await asyncio.sleep(0.02)
+        assert monitor.hold() is None
+    finally:
+        monitor.stop()

@@ -24,24 +24,30 @@ from ..timing import t
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.wire.envapp:app"
 PROCESS_KINDS = ("uvicorn-sansio", "hypercorn")
+UVICORN_WS = {
+    "uvicorn-sansio": "websockets-sansio",
+    "uvicorn-websockets": "websockets",
+    "uvicorn-wsproto": "wsproto",
+}
 
 
-def command(kind: str, port: int) -> list[str]:
+def command(kind: str, port: int, app: str = APP) -> list[str]:
+    """The command line serving ``app`` with server ``kind`` (one of ``SERVER_KINDS``)."""
     if kind == "hypercorn":
         # --workers 0: serve in this process, which then gets the signals itself (with worker
         # processes, hypercorn's parent takes SIGTERM and tells workers through an event).
         return [
-            sys.executable, "-m", "hypercorn", APP, "--bind", f"127.0.0.1:{port}", "--workers", "0",
+            sys.executable, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "0",
         ]  # fmt: skip
     return [
         sys.executable,
         "-m",
         "uvicorn",
-        APP,
+        app,
         "--port",
         str(port),
         "--ws",
-        "websockets-sansio",
+        UVICORN_WS[kind],
         "--lifespan",
         "on",
         "--timeout-graceful-shutdown",
@@ -49,14 +55,19 @@ def command(kind: str, port: int) -> list[str]:
     ]
 
 
-def start(kind: str, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+def start(kind: str, port: int, env: dict[str, str], app: str = APP) -> subprocess.Popen[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("WS_STABILIZER_")}
     full_env.update(env)
     # A file, not a pipe: a server logging two lines per connection would fill a pipe
     # nobody reads until the end, and block.
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (closed in stop())
     process = subprocess.Popen(
-        command(kind, port), cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT, text=True
+        command(kind, port, app),
+        cwd=ROOT,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     _logs[process.pid] = log
     return process
@@ -81,10 +92,12 @@ def stop(process: subprocess.Popen[str]) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running(kind: str, env: dict[str, str]) -> AsyncIterator[tuple[str, list[str]]]:
+async def running(
+    kind: str, env: dict[str, str], app: str = APP
+) -> AsyncIterator[tuple[str, list[str]]]:
     """A server process; yields its URL and, after exit, its output in the list."""
     port = free_port()
-    process = start(kind, port, env)
+    process = start(kind, port, env, app)
     output: list[str] = []
     try:
         await wait_for_port(port, 20)
