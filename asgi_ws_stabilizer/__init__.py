@@ -15,6 +15,7 @@ from .dependencies import get_connection, get_hub
 from .drain import ShutdownReport
 from .errors import (
     ConnectionGoneError,
+    InvalidClientIdError,
     InvalidGroupError,
     InvalidTokenError,
     MemoryLimitExceededError,
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectionGoneError",
     "ConnectionHandle",
     "Hub",
+    "InvalidClientIdError",
     "InvalidGroupError",
     "InvalidTokenError",
     "MemoryLimitExceededError",

@@ -15,11 +15,26 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Send
 
+from .errors import InvalidClientIdError
 from .origins import normalise_origin, same_origin
 from .settings import StabilizerSettings
 
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~:@-]{1,128}")
 """What a client id may look like: URL-safe characters, at most 128 of them."""
+
+BAD_CLIENT_ID = "malformed client id: use 1-128 characters of A-Z a-z 0-9 . _ ~ : @ -"
+
+
+def check_client_id(client_id: object) -> str:
+    """``client_id`` if it is a usable client id.
+
+    Raises:
+        InvalidClientIdError: not a string of 1-128 URL-safe characters.
+    """
+    if not isinstance(client_id, str) or not CLIENT_ID_PATTERN.fullmatch(client_id):
+        raise InvalidClientIdError(f"{BAD_CLIENT_ID}, got {client_id!r:.80}")
+    return client_id
+
 
 SEQ_PATTERN = re.compile(r"[0-9]{1,20}")
 """What ``_stabilizer_seq`` may look like: ASCII digits only (``str.isdigit`` also accepts
@@ -144,11 +159,7 @@ class Admission:
         if not self.origin_allowed(handshake.origin, handshake.host):
             return Refusal(403, "origin_not_allowed", "origin not allowed")
         if handshake.client_id is not None and not CLIENT_ID_PATTERN.fullmatch(handshake.client_id):
-            return Refusal(
-                400,
-                "bad_client_id",
-                "malformed client id: use 1-128 characters of A-Z a-z 0-9 . _ ~ : @ -",
-            )
+            return Refusal(400, "bad_client_id", BAD_CLIENT_ID)
         if (handshake.received is not None or handshake.token is not None) and (
             handshake.seq is None
         ):
@@ -161,12 +172,19 @@ class Admission:
         if s.max_connections_per_ip is not None and per_ip >= s.max_connections_per_ip:
             return Refusal(429, "ip_limit", "too many connections from this address", s.retry_after)
         if s.max_connections_per_client is not None and per_client >= s.max_connections_per_client:
-            return Refusal(
-                429, "client_limit", "too many connections for this client id", s.retry_after
-            )
+            return self.client_limit()
         if s.max_connections is not None and total >= s.max_connections:
             return Refusal(503, "server_full", "server is at its connection limit", s.retry_after)
         return None
+
+    def client_limit(self) -> Refusal:
+        """The refusal for a client id over ``max_connections_per_client``."""
+        return Refusal(
+            429,
+            "client_limit",
+            "too many connections for this client id",
+            self.settings.retry_after,
+        )
 
 
 async def deny(scope: Any, send: Send, refusal: Refusal) -> None:

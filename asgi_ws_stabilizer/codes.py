@@ -16,6 +16,8 @@ class CloseCode(IntEnum):
     """The app returned without closing: do not reconnect."""
     GOING_AWAY = 1001
     """A drain with "going away": reconnect after the hint."""
+    POLICY_VIOLATION = 1008
+    """The app identified the client (``identify``) under an id over its connection limit."""
     MESSAGE_TOO_BIG = 1009
     """An inbound message was over ``max_message_size``: do not retry the same message."""
     INTERNAL_ERROR = 1011

@@ -21,11 +21,12 @@ import secrets
 import sys
 import time
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.websockets import WebSocketDisconnect
 
+from .admission import Refusal, deny
 from .codes import CloseCode
 from .errors import ConnectionGoneError
 from .gate import Gate
@@ -340,7 +341,30 @@ class Connection:
         gone = self.gate.gone or self.gate.close_code is not None
         return gone and isinstance(exc, OSError | RuntimeError)
 
+    async def refuse(self, refusal: Refusal) -> NoReturn:
+        """End this socket because of ``refusal``, and raise ``ConnectionGoneError``.
+
+        Before accept the handshake is refused as admission would (the HTTP status and
+        ``x-stabilizer-reason`` where the server has the denial extension, else 403); after
+        it, the socket is closed 1008 (policy violation) with the refusal's detail.
+        """
+        if self.state is State.CONNECTING:
+            self.state = State.REFUSED
+            await deny(self.scope, self._send, refusal)
+            raise ConnectionGoneError(
+                f"websocket refused before accept: {refusal.detail} ({refusal.reason})"
+            )
+        code = int(CloseCode.POLICY_VIOLATION)
+        if self.shed(code, refusal.detail):
+            self.gate.queue_close()
+        raise ConnectionGoneError(
+            f"websocket closed ({code}): {refusal.detail} ({refusal.reason})", code=code
+        )
+
     async def _end(self, code: int, reason: str, *, by: str) -> None:
+        if self.accepted_at is None:  # refused or never accepted: no close handshake to run
+            self._teardown_now()
+            return
         if self.state is State.OPEN and self.gate.close_nowait(code, reason):
             self._closing(code, reason, by)
         else:

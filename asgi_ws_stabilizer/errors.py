@@ -64,6 +64,10 @@ class InvalidGroupError(StabilizerError, ValueError):
     """A group name that is empty, too long, or not a string."""
 
 
+class InvalidClientIdError(StabilizerError, ValueError):
+    """A client id that is empty, too long, or has characters other than URL-safe ones."""
+
+
 class InvalidTokenError(StabilizerError):
     """A resume token that is malformed, forged or tampered with."""
 

@@ -38,7 +38,8 @@ class ConnectionHandle:
 
     @property
     def client_id(self) -> str:
-        """The client id from the ``client_id_param`` query parameter, or a generated one."""
+        """Who the client is: the id ``identify()`` set, else the ``client_id_param`` query
+        parameter, else a generated one (a resumed session brings its own back)."""
         return self._connection.client_id
 
     @property
@@ -124,6 +125,25 @@ class ConnectionHandle:
     def memory_used(self) -> int:
         """Bytes of user data, outbox and inbox held for this socket."""
         return self._connection.memory_used
+
+    async def identify(self, client_id: str) -> None:
+        """Tell the middleware who the client is, once your app has authenticated it.
+
+        Call it with the id your app established (a path parameter, a JWT's subject, the user
+        of a session), before or after ``accept()``. From then on the socket counts under that
+        id for ``hub.send_to``, ``hub.close``, ``group_members``, ``client_ids`` and
+        ``max_connections_per_client``, and its resumable session carries it. The
+        ``client_id`` query parameter (``client_id_param``) is the zero-code default, but
+        anyone can set it: for identity that matters, authenticate, then identify.
+
+        Raises:
+            InvalidClientIdError: ``client_id`` is not 1-128 characters of
+                ``A-Z a-z 0-9 . _ ~ : @ -``; nothing changed.
+            ConnectionGoneError: that id already has ``max_connections_per_client`` sockets:
+                before accept, the handshake was refused (HTTP 429, ``client_limit``); after
+                it, the socket was closed 1008. Let it end your handler.
+        """
+        await self._connection.hub.identify(self._connection, client_id)
 
     async def join(self, group: str) -> bool:
         """Join ``group``; ``False`` when already a member or the socket is gone.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import Message
 
-from .admission import Admission, Handshake, Refusal
+from .admission import Admission, Handshake, Refusal, check_client_id
 from .clock import LoopLagMonitor
 from .codes import CloseCode
 from .drain import ShutdownReport, SignalDrain, spread_delays
@@ -303,6 +303,31 @@ class Hub:
             return refusal
         self.registry.add(connection)
         return None
+
+    async def identify(self, connection: Connection, client_id: str) -> None:
+        """File ``connection`` under the client id the app established (see
+        ``ConnectionHandle.identify``)."""
+        client_id = check_client_id(client_id)
+        previous = connection.client_id
+        if client_id == previous:
+            return
+        limit = self.settings.max_connections_per_client
+        if limit is not None and self.registry.count_client(client_id) >= limit:
+            refusal = self.admission.client_limit()
+            self.counters.rejected[refusal.reason] += 1
+            connection.log.info(
+                "identify_refused",
+                reason=refusal.reason,
+                client_id=client_id,
+                previous=previous,
+                limit=limit,
+            )
+            await connection.refuse(refusal)
+        connection.client_id = client_id
+        self.registry.rekey(connection, previous)
+        if connection.session is not None:
+            connection.session.client_id = client_id
+        connection.log.debug("client_identified", client_id=client_id, previous=previous)
 
     # -- connection events ------------------------------------------------------------------
 

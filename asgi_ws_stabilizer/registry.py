@@ -77,6 +77,17 @@ class Registry(Generic[E]):
             self.leave(entry, group)
         return True
 
+    def rekey(self, entry: E, old_client_id: str) -> None:
+        """File a registered ``entry`` under its new ``client_id`` (it was ``old_client_id``)."""
+        if self._by_id.get(entry.connection_id) is not entry:
+            return
+        sockets = self._by_client.get(old_client_id)
+        if sockets is not None:
+            sockets.pop(entry.connection_id, None)
+            if not sockets:
+                del self._by_client[old_client_id]
+        self._by_client.setdefault(entry.client_id, {})[entry.connection_id] = entry
+
     def join(self, entry: E, group: str) -> bool:
         """Add a registered ``entry`` to ``group``; ``False`` if not registered or already in."""
         if self._by_id.get(entry.connection_id) is not entry or group in entry.groups:

@@ -99,7 +99,7 @@ class Resumption:
         if claims is None:
             return Plan(reason=reason)
         session = self.store.get(claims.session_id, now)
-        if session is None or session.client_id != claims.client_id:
+        if session is None:
             return Plan(reason="session_unknown")
         if self.spent.is_spent(claims, now):
             return Plan(reason="token_spent")

@@ -154,6 +154,25 @@ def build(flavour: str, hub: Hub | None = None, **settings: Any) -> tuple[Any, R
                     ack["limit"] = exc.limit
             await websocket.send_json(ack)
 
+    async def identified(websocket: WebSocket) -> None:
+        """The old library's ``/ws/{client_id}``: the app names the client, then accepts."""
+        rec.calls += 1
+        await websocket.state.stabilizer.identify(websocket.path_params["client_id"])
+        await websocket.accept()
+        async for text in websocket.iter_text():
+            rec.received.append(text)
+            await websocket.send_text(text)
+
+    async def identified_late(websocket: WebSocket) -> None:
+        """Accepts first, then learns who the client is from its first message."""
+        rec.calls += 1
+        await websocket.accept()
+        await websocket.state.stabilizer.identify(await websocket.receive_text())
+        await websocket.send_text("identified")
+        async for text in websocket.iter_text():
+            rec.received.append(text)
+            await websocket.send_text(text)
+
     async def stats(request: Request) -> Response:
         return JSONResponse(request.state.stabilizer.stats())
 
@@ -182,6 +201,8 @@ def build(flavour: str, hub: Hub | None = None, **settings: Any) -> tuple[Any, R
         "/info": handle_info,
         "/listen": listen,
         "/cmd": command,
+        "/id/{client_id}": identified,
+        "/late-id": identified_late,
     }
     http_routes: dict[str, Any] = {"/stats": stats, "/plain": plain, "/stream": stream}
     app: Any
