@@ -79,11 +79,13 @@ class Connection:
     __slots__ = (
         "__weakref__",
         "_accounted",
+        "_beating",
         "_binding",
         "_bucket",
         "_connect_message",
         "_gone",
         "_handle",
+        "_heartbeat_all",
         "_heartbeat_on",
         "_interrupted",
         "_kicked",
@@ -171,6 +173,9 @@ class Connection:
             settings.heartbeat_interval or 0.0, settings.heartbeat_timeout, 0.0
         )
         self._heartbeat_on = settings.heartbeat_enabled
+        self._heartbeat_all = settings.heartbeat_clients == "all"
+        self._beating = False
+        """Whether this socket gets the text heartbeat (pings, 4408): see ``_opened``."""
         self._ping = hub.ping_frame
         self._pong = hub.pong_frame
         self._max_size = settings.max_message_size
@@ -428,13 +433,26 @@ class Connection:
             self.gate.send_nowait(frame, payload_size(frame))
             for message in replay:
                 self.gate.send_nowait(message, payload_size(message))
-        if self._heartbeat_on:
-            now = self.hub.clock_now()
-            self.heartbeat.last_seen = now
-            self.hub._watch(self, now + self.heartbeat.interval)
+        # heartbeat_clients="opted_in": only clients that opted in (or ping us themselves, see
+        # _inbound) get the text heartbeat; a plain client may not know the text "ping" (one
+        # that parses every message as JSON would throw), and the server's protocol keepalive
+        # judges it instead.
+        if self._heartbeat_on and (self.session is not None or self._heartbeat_all):
+            self._start_beating()
         # Someone must read the socket soon if the app does not go to receive(): the hub looks
         # at it a few milliseconds later (one timer for all sockets, not a callback each).
         self.hub._unattended(self)
+
+    @property
+    def beating(self) -> bool:
+        """Whether this socket gets the text heartbeat (pings, and 4408 when silent)."""
+        return self._beating
+
+    def _start_beating(self) -> None:
+        self._beating = True
+        now = self.hub.clock_now()
+        self.heartbeat.last_seen = now
+        self.hub._watch(self, now + self.heartbeat.interval)
 
     def _closing(self, code: int, reason: str, by: str) -> None:
         if self.close_code is None:
@@ -606,7 +624,7 @@ class Connection:
             heartbeat = self.heartbeat
             bucket = self._bucket
             raw = self._loop_time()
-            if self._heartbeat_on:
+            if self._beating:
                 now = self.hub.clock_at(raw)
                 if heartbeat.ping_sent_at is not None:
                     # A sign of life after our ping: the next ping is due an interval after it,
@@ -620,19 +638,22 @@ class Connection:
                     return -1
                 heartbeat.last_seen = now  # HeartbeatState.saw_frame, inlined: once per message
                 heartbeat.ping_sent_at = None
-                if text == self._ping["text"]:
-                    # Pings count against the rate limit, a pong is only queued while the outbox
-                    # has room, and one waiting pong answers every ping behind it: a ping flood
-                    # from a client that never reads must not grow the outbox unseen.
-                    if bucket is not None and not bucket.allow(raw):
-                        self.hub._rate_limited(self)
-                        self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
-                        return -1
-                    room = self._max_send_queue
-                    pong_size = self.hub.pong_size
-                    if room is None or self.gate.queued_bytes + pong_size <= room:
-                        self.gate.send_once(self._pong, pong_size)
+            if self._heartbeat_on and text == self._ping["text"]:
+                if not self._beating:
+                    # A client that pings us speaks the text heartbeat: it gets ours too.
+                    self._start_beating()
+                # Pings count against the rate limit, a pong is only queued while the outbox
+                # has room, and one waiting pong answers every ping behind it: a ping flood
+                # from a client that never reads must not grow the outbox unseen.
+                if bucket is not None and not bucket.allow(raw):
+                    self.hub._rate_limited(self)
+                    self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
                     return -1
+                room = self._max_send_queue
+                pong_size = self.hub.pong_size
+                if room is None or self.gate.queued_bytes + pong_size <= room:
+                    self.gate.send_once(self._pong, pong_size)
+                return -1
             if self.close_code is not None:
                 return -1  # closing: the app has been told, more data is moot
             if bucket is not None and not bucket.allow(raw):

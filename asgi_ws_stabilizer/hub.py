@@ -27,6 +27,7 @@ from .codes import CloseCode
 from .drain import ShutdownReport, SignalDrain, spread_delays
 from .errors import InvalidGroupError, StateError
 from .fanout import BroadcastResult, Exclude, exclusion, fan_out
+from .keepalive import advice, find_keepalive
 from .log import EventLog
 from .memory import Meter
 from .messages import OutboundMessage, encode, payload_size
@@ -137,7 +138,7 @@ class Hub:
         self._heartbeats = HeartbeatScheduler(loop, self._lag, self.registry.get, self.log)
         self._sweep_sessions()
         for connection in self.registry:
-            if connection.accepted_at is not None and connection.hub.settings.heartbeat_enabled:
+            if connection.accepted_at is not None and connection.beating:
                 self._heartbeats.add(
                     connection.connection_id, self.clock_now() + connection.heartbeat.interval
                 )
@@ -146,10 +147,28 @@ class Hub:
         """Start the services (lifespan startup), and chain the drain in front of the server's
         SIGTERM/SIGINT handling when ``drain_on_signal`` is on."""
         self.ensure_started()
+        self._check_keepalive()
         if self.settings.drain_on_signal and self._signals is None:
             self._signals = SignalDrain(asyncio.get_running_loop(), self.drain)
             found = self._signals.install()
             self.log.debug("drain_on_signal", handlers=found)
+
+    def _check_keepalive(self) -> None:
+        """Warn when plain clients would have no liveness check at all (see keepalive.py)."""
+        settings = self.settings
+        if settings.heartbeat_enabled and settings.heartbeat_clients == "all":
+            return  # every client gets the text heartbeat
+        keepalive = find_keepalive(asyncio.get_running_loop())
+        hint = advice(keepalive)
+        if hint is not None:
+            self.log.warning("plain_clients_unwatched", server=keepalive.server, hint=hint)
+        else:
+            self.log.debug(
+                "server_keepalive",
+                server=keepalive.server,
+                interval=keepalive.interval,
+                timeout=keepalive.timeout,
+            )
 
     async def stop(self) -> None:
         """Stop the services (lifespan shutdown). Open sockets stay open, without heartbeat."""

@@ -51,8 +51,11 @@ async def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, kind: str) -> AsyncIterator[str]:
-    """Serve ``app`` with server ``kind``; yields ``ws://127.0.0.1:PORT``."""
+async def serve(app: Any, kind: str, **uvicorn_options: Any) -> AsyncIterator[str]:
+    """Serve ``app`` with server ``kind``; yields ``ws://127.0.0.1:PORT``.
+
+    ``uvicorn_options`` go to ``uvicorn.Config`` (e.g. ``ws_ping_interval``); uvicorn only.
+    """
     port = free_port()
     if kind in _UVICORN_WS:
         import uvicorn
@@ -65,6 +68,7 @@ async def serve(app: Any, kind: str) -> AsyncIterator[str]:
             lifespan="on",
             log_level="warning",
             timeout_graceful_shutdown=5,
+            **uvicorn_options,
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())

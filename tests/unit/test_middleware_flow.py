@@ -423,9 +423,10 @@ async def test_client_ping_answered_and_hidden() -> None:
 
 
 async def test_client_pong_hidden() -> None:
-    """A client's ``pong`` is consumed by the middleware and not answered."""
+    """A client's ``pong`` is consumed by the middleware and not answered (a client in the
+    text heartbeat: every client with ``heartbeat_clients="all"``)."""
     probe = Probe()
-    mw = StabilizerMiddleware(echo_app(probe))
+    mw = StabilizerMiddleware(echo_app(probe), heartbeat_clients="all")
     sock = FakeSocket()
     task = sock.serve(mw)
     sock.text("pong")

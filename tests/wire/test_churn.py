@@ -24,7 +24,7 @@ def our_tasks() -> list[asyncio.Task[object]]:
 
 async def test_thousand_cycles_leave_nothing(server_kind: str) -> None:
     """1,000 connect/close cycles leave the registry empty and no tasks of ours behind."""
-    hub = Hub(heartbeat_interval=0.5, heartbeat_timeout=0.5)
+    hub = Hub(heartbeat_interval=0.5, heartbeat_timeout=0.5, heartbeat_clients="all")
     app, rec = build("starlette", hub)
     async with serve(app, server_kind) as url:
         for i in range(CYCLES):

@@ -508,7 +508,7 @@ async def test_malformed_frames_close_only_that_socket(server_kind: str) -> None
     """Each protocol violation gets its socket closed and unregistered within a bound (by the
     server, or by the heartbeat when the server just waits); an honest client echoes
     throughout and the server keeps serving."""
-    hub = Hub(heartbeat_interval=t(0.3), heartbeat_timeout=t(0.3))
+    hub = Hub(heartbeat_interval=t(0.3), heartbeat_timeout=t(0.3), heartbeat_clients="all")
     app, _ = build("starlette", hub)
     problems: list[str] = []
     endings: list[str] = []

@@ -115,6 +115,7 @@ async def stall_at_ping(port: int, peer: Peer, wait: float = 0.0, pong: float = 
 async def stalls_after_pings(kind: str, flavour: str) -> None:
     env = {
         "WS_STABILIZER_HEARTBEAT_INTERVAL": str(INTERVAL),
+        "WS_STABILIZER_HEARTBEAT_CLIENTS": "all",
         "WS_STABILIZER_HEARTBEAT_TIMEOUT": str(TIMEOUT),
         "WS_STABILIZER_LOOP_STALL_THRESHOLD": "0.5",
     }

@@ -111,6 +111,7 @@ async def test_env_vars_configure_the_middleware(kind: str) -> None:
     """WS_STABILIZER_* variables set the heartbeat and the connection limit."""
     env = {
         "WS_STABILIZER_HEARTBEAT_INTERVAL": str(t(0.2)),
+        "WS_STABILIZER_HEARTBEAT_CLIENTS": "all",
         "WS_STABILIZER_HEARTBEAT_TIMEOUT": str(t(0.2)),
         "WS_STABILIZER_MAX_CONNECTIONS": "1",
         "WS_STABILIZER_PING_MESSAGE": "are-you-there",
@@ -146,6 +147,7 @@ async def test_loop_stall_does_not_close_healthy_clients() -> None:
     interval = timeout = t(0.2)
     env = {
         "WS_STABILIZER_HEARTBEAT_INTERVAL": str(interval),
+        "WS_STABILIZER_HEARTBEAT_CLIENTS": "all",
         "WS_STABILIZER_HEARTBEAT_TIMEOUT": str(timeout),
         "WS_STABILIZER_LOOP_STALL_THRESHOLD": "0.5",
     }
@@ -190,3 +192,17 @@ async def test_loop_stall_does_not_close_healthy_clients() -> None:
     assert lags, log
     assert max(lags) >= 900
     assert "heartbeat_timeout" not in log
+
+
+@pytest.mark.parametrize(("kind", "warned"), [("uvicorn-sansio", False), ("hypercorn", True)])
+async def test_start_up_says_when_plain_clients_are_unwatched(kind: str, warned: bool) -> None:
+    """At the defaults, a server whose protocol keepalive judges dead peers (uvicorn) gets no
+    warning; hypercorn, whose pings never check for an answer, gets ``plain_clients_unwatched``
+    with the advice."""
+    async with running(kind, {}) as (url, output), client(url + "/echo") as ws:
+        await ws.send("hi")
+        assert await asyncio.wait_for(ws.recv(), t(2)) == "hi"
+    text = "\n".join(output)
+    assert ("plain_clients_unwatched" in text) is warned, text[-2000:]
+    if warned:
+        assert "tcp_retries2" in text
