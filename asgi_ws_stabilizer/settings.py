@@ -1,7 +1,14 @@
 """``StabilizerSettings``: every knob, read from ``WS_STABILIZER_*`` environment variables.
 
 Precedence: keyword arguments (to the middleware or to ``StabilizerSettings``) over environment
-variables over defaults. ``None``, or an empty environment value, turns a limit off.
+variables over defaults. ``None``, or an empty environment value, turns a limit off. Durations
+are seconds; keyword arguments also take a ``datetime.timedelta``.
+
+The fields of fastapi-websocket-stabilizer's ``WebSocketConfig`` that share a name with a field
+here are ordinary settings. The others (``LEGACY_SETTINGS``) are recognised, as keyword arguments
+and as ``WS_STABILIZER_*`` variables: ``enable_reconnect=True`` is accepted because it describes
+what happens anyway, and every other use fails at start-up with a message that says what to use
+instead, so that a setting can never be accepted and then do nothing.
 """
 
 from __future__ import annotations
@@ -10,10 +17,26 @@ import json
 import math
 import os
 import sys
-from typing import Annotated, Any, Literal, TypedDict
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from .errors import SettingsError
 from .origins import normalise_origin
@@ -23,7 +46,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     from typing_extensions import Unpack
 
-__all__ = ["SettingsOverrides", "StabilizerSettings", "Unpack", "load_settings"]
+__all__ = [
+    "LEGACY_SETTINGS",
+    "SettingsOverrides",
+    "StabilizerSettings",
+    "Unpack",
+    "legacy_problem",
+    "load_settings",
+]
 
 ENV_PREFIX = "WS_STABILIZER_"
 
@@ -46,12 +76,26 @@ _OPTIONAL_FIELDS = (
     "secret_key",
 )
 
+DURATION_FIELDS = (
+    "heartbeat_interval",
+    "heartbeat_timeout",
+    "retry_after",
+    "loop_stall_threshold",
+    "send_timeout",
+    "reconnect_token_ttl",
+    "session_ttl",
+    "drain_timeout",
+    "drain_spread",
+)
+"""Settings in seconds; keyword arguments may also be a ``timedelta``."""
+
 
 class SettingsOverrides(TypedDict, total=False):
     """Keyword arguments that override settings; type checkers catch a misspelt name."""
 
-    heartbeat_interval: float | None
-    heartbeat_timeout: float
+    heartbeat_interval: float | timedelta | None
+    heartbeat_timeout: float | timedelta
+    heartbeat_clients: str
     ping_message: str
     pong_message: str
     max_message_size: int | None
@@ -59,14 +103,14 @@ class SettingsOverrides(TypedDict, total=False):
     max_connections: int | None
     max_connections_per_ip: int | None
     max_connections_per_client: int | None
-    retry_after: int
+    retry_after: int | timedelta
     allowed_origins: list[str] | str | None
     client_id_param: str | None
-    loop_stall_threshold: float
+    loop_stall_threshold: float | timedelta
     log_level: str
     max_send_queue: int | None
     slow_consumer_policy: str
-    send_timeout: float | None
+    send_timeout: float | timedelta | None
     num_shards: int
     max_concurrent_broadcast: int
     max_concurrent_cleanup: int
@@ -76,20 +120,126 @@ class SettingsOverrides(TypedDict, total=False):
     rate_limit: float | None
     rate_limit_burst: int | None
     secret_key: str | SecretStr | None
-    reconnect_token_ttl: float
-    session_ttl: float
+    reconnect_token_ttl: float | timedelta
+    session_ttl: float | timedelta
     resume_buffer_size: int
-    drain_timeout: float
-    drain_spread: float
+    drain_timeout: float | timedelta
+    drain_spread: float | timedelta
     drain_on_signal: bool
+
+
+# -- fastapi-websocket-stabilizer's WebSocketConfig fields that have no field of the same name --
+
+_HEARTBEAT_TYPE = (
+    "not a setting here: the middleware runs its own text heartbeat, sending ping_message and "
+    "consuming the client's pong_message (defaults 'ping' and 'pong'), to the clients "
+    "heartbeat_clients names (heartbeat_interval=0 turns it off). Remove heartbeat_type. "
+    "Clients written for fastapi-websocket-stabilizer got the JSON text "
+    '{"type":"ping","timestamp":...} and answered \'pong\': to keep pinging them set '
+    "heartbeat_clients='all' (WS_STABILIZER_HEARTBEAT_CLIENTS) and "
+    'ping_message=\'{"type":"ping"}\' (WS_STABILIZER_PING_MESSAGE), and keep '
+    "pong_message='pong'; for a custom heartbeat set ping_message and pong_message "
+    "(WS_STABILIZER_PONG_MESSAGE) to its two texts"
+)
+_COMPRESSION = (
+    "not a setting here: permessage-deflate is negotiated by the server, not by the app "
+    "(fastapi-websocket-stabilizer never applied it either). Remove compression and choose it "
+    "on the server: uvicorn --ws-per-message-deflate true|false (on by default; "
+    "uvicorn.run(..., ws_per_message_deflate=False)); hypercorn has no switch and compresses "
+    "whenever the client offers it, so turn it off in the client (websockets: "
+    "connect(..., compression=None))"
+)
+_ENABLE_RECONNECT = (
+    "resumption cannot be switched off server-wide, and needs no switch: only clients that "
+    "opt in with the query parameter _stabilizer=1 (the JavaScript client does) get resume "
+    "tokens and sessions, and clients written for fastapi-websocket-stabilizer never send it. "
+    "Remove enable_reconnect (true is accepted and changes nothing)"
+)
+_ENABLE_METRICS = (
+    "not a setting here: metrics (Prometheus) are not built yet, and the counters of "
+    "hub.stats() (connections, messages and bytes, closes by code, refusals, drops, round-trip "
+    "times) are always kept, with nothing to switch on or off. Remove enable_metrics and read "
+    "hub.stats(), e.g. from a GET /stats route"
+)
+_MEMORY_CHECK_INTERVAL = (
+    "not a setting here: memory is accounted when it changes (each user_data write, hub send "
+    "and inbound message) and max_total_memory is enforced right then, so there is no periodic "
+    "check to time. Remove memory_check_interval; a value changed in place inside user_data is "
+    "measured again on its next write or by hub.memory_usage(), which you may call from a "
+    "periodic task of your own"
+)
+
+_TRUE = frozenset({"1", "true", "yes", "on", "t", "y"})
+_FALSE = frozenset({"0", "false", "no", "off", "f", "n"})
+
+
+def _as_bool(value: Any) -> bool | None:
+    """``value`` as a boolean the way an environment variable spells one, else ``None``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    return None
+
+
+def _enable_reconnect(value: Any) -> str | None:
+    """``None`` for true (what happens anyway); false, or not a boolean, is refused."""
+    flag = _as_bool(value)
+    if flag is True:
+        return None
+    if flag is None:
+        return "expected true or false; " + _ENABLE_RECONNECT
+    return _ENABLE_RECONNECT
+
+
+LEGACY_SETTINGS: Mapping[str, Callable[[Any], str | None]] = {
+    "heartbeat_type": lambda _: _HEARTBEAT_TYPE,
+    "enable_reconnect": _enable_reconnect,
+    "compression": lambda _: _COMPRESSION,
+    "enable_metrics": lambda _: _ENABLE_METRICS,
+    "memory_check_interval": lambda _: _MEMORY_CHECK_INTERVAL,
+}
+"""fastapi-websocket-stabilizer's ``WebSocketConfig`` fields that are not fields here, each with
+its verdict on a value: ``None`` (accepted, nothing to set) or what to do instead."""
+
+
+def legacy_problem(name: str, value: Any) -> str | None:
+    """What is wrong with the old setting ``name`` set to ``value``; ``None`` when it is fine.
+
+    Raises:
+        KeyError: ``name`` is not in ``LEGACY_SETTINGS``.
+    """
+    return LEGACY_SETTINGS[name](value)
+
+
+class _LegacyEnvSource(PydanticBaseSettingsSource):
+    """Reads ``WS_STABILIZER_*`` variables named after ``LEGACY_SETTINGS`` (any case), so that
+    they are judged like keyword arguments instead of being ignored as unknown variables."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {key.upper(): value for key, value in os.environ.items()}
+        return {
+            name: environ[env_var(name)] for name in LEGACY_SETTINGS if env_var(name) in environ
+        }
 
 
 class StabilizerSettings(BaseSettings):
     """All settings of the middleware; see the README's settings table for each one's effect.
 
-    Build it with keyword arguments to override the environment. Built directly, a bad value
-    raises pydantic's ``ValidationError``; ``load_settings``, ``Hub`` and the middleware turn that
-    into ``SettingsError``, whose message names each environment variable.
+    Build it with keyword arguments to override the environment; durations take seconds or a
+    ``timedelta``. Built directly, a bad value raises pydantic's ``ValidationError``;
+    ``load_settings``, ``Hub`` and the middleware turn that into ``SettingsError``, whose message
+    names each environment variable. An old ``WebSocketConfig`` field (``LEGACY_SETTINGS``) is
+    accepted or refused with what to use instead.
     """
 
     model_config = SettingsConfigDict(
@@ -99,8 +249,14 @@ class StabilizerSettings(BaseSettings):
         validate_default=True,
     )
 
+    if TYPE_CHECKING:
+        # What the keyword arguments take (a timedelta for a duration, a plain str for a
+        # secret or an origin list), rather than the type each field holds once validated.
+        def __init__(self, **values: Unpack[SettingsOverrides]) -> None: ...
+
     heartbeat_interval: float | None = Field(default=20.0, ge=0)
     heartbeat_timeout: float = Field(default=10.0, gt=0)
+    heartbeat_clients: Literal["opted_in", "all"] = "opted_in"
     ping_message: str = Field(default="ping", min_length=1)
     pong_message: str = Field(default="pong", min_length=1)
     max_message_size: int | None = Field(default=1024 * 1024, gt=0)
@@ -131,6 +287,61 @@ class StabilizerSettings(BaseSettings):
     drain_timeout: float = Field(default=10.0, gt=0)
     drain_spread: float = Field(default=10.0, ge=0)
     drain_on_signal: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The usual sources, then the old settings' environment variables (lowest priority)."""
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            file_secret_settings,
+            _LegacyEnvSource(settings_cls),
+        )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _legacy_settings(cls, data: Any, handler: Callable[[Any], Any]) -> Any:
+        """Drop accepted old settings, and report refused ones next to every other problem."""
+        if not isinstance(data, dict) or not LEGACY_SETTINGS.keys() & data.keys():
+            return handler(data)
+        data = dict(data)
+        problems: list[InitErrorDetails] = []
+        for name in LEGACY_SETTINGS:
+            if name not in data:
+                continue
+            value = data.pop(name)
+            hint = legacy_problem(name, value)
+            if hint is not None:
+                error = PydanticCustomError("legacy_setting", "{hint}", {"hint": hint})
+                problems.append({"type": error, "loc": (name,), "input": value})
+        try:
+            result = handler(data)
+        except ValidationError as exc:
+            problems.extend(_details(exc))
+            raise ValidationError.from_exception_data(cls.__name__, problems) from None
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return result
+
+    @field_validator(*DURATION_FIELDS, mode="before")
+    @classmethod
+    def _timedelta_is_seconds(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, timedelta):
+            return value
+        seconds = value.total_seconds()
+        if info.field_name == "retry_after":
+            if seconds != int(seconds):
+                raise ValueError("must be whole seconds (it is sent in the Retry-After header)")
+            return int(seconds)
+        return seconds
 
     @field_validator(*_OPTIONAL_FIELDS, mode="before")
     @classmethod
@@ -218,6 +429,19 @@ class StabilizerSettings(BaseSettings):
         return self.heartbeat_interval is not None
 
 
+def _details(exc: ValidationError) -> list[InitErrorDetails]:
+    """The line errors of ``exc``, to be raised again together with others."""
+    details: list[InitErrorDetails] = []
+    for error in exc.errors(include_url=False):
+        detail: InitErrorDetails = {
+            "type": PydanticCustomError(error["type"], "{msg}", {"msg": error["msg"]}),
+            "loc": error["loc"],
+            "input": error["input"],
+        }
+        details.append(detail)
+    return details
+
+
 def env_var(field: str) -> str:
     """The environment variable that sets ``field``."""
     return ENV_PREFIX + field.upper()
@@ -230,7 +454,7 @@ def load_settings(**overrides: Unpack[SettingsOverrides]) -> StabilizerSettings:
         SettingsError: a value is missing, of the wrong type, out of range, or unknown.
     """
     try:
-        return StabilizerSettings(**overrides)  # type: ignore[arg-type]
+        return StabilizerSettings(**overrides)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -248,9 +472,12 @@ def load_settings(**overrides: Unpack[SettingsOverrides]) -> StabilizerSettings:
 
 
 def unknown_env_vars(environ: dict[str, str] | None = None) -> list[str]:
-    """``WS_STABILIZER_*`` variables that name no setting (usually a typo)."""
+    """``WS_STABILIZER_*`` variables that name no setting (usually a typo).
+
+    The old settings of ``LEGACY_SETTINGS`` are not listed: loading judges them.
+    """
     environ = dict(os.environ) if environ is None else environ
-    known = {env_var(name) for name in StabilizerSettings.model_fields}
+    known = {env_var(name) for name in (*StabilizerSettings.model_fields, *LEGACY_SETTINGS)}
     return sorted(
         key for key in environ if key.upper().startswith(ENV_PREFIX) and key.upper() not in known
     )

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
+from structlog.testing import capture_logs
 
-from asgi_ws_stabilizer import SettingsError, StabilizerSettings
-from asgi_ws_stabilizer.settings import env_var, load_settings, unknown_env_vars
+from asgi_ws_stabilizer import Hub, SettingsError, StabilizerMiddleware, StabilizerSettings
+from asgi_ws_stabilizer.settings import (
+    DURATION_FIELDS,
+    LEGACY_SETTINGS,
+    env_var,
+    legacy_problem,
+    load_settings,
+    unknown_env_vars,
+)
 
 
 def test_defaults() -> None:
@@ -242,3 +253,202 @@ def test_unknown_env_var_does_not_break_loading(monkeypatch: pytest.MonkeyPatch)
     """A typo in the environment does not stop the settings from loading."""
     monkeypatch.setenv("WS_STABILIZER_RETRY_AFTR", "3")
     assert load_settings().retry_after == 5
+
+
+# -- durations as timedelta -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", DURATION_FIELDS)
+def test_every_duration_takes_a_timedelta(field: str) -> None:
+    """Each duration setting takes a ``timedelta`` as a keyword argument, kept as seconds."""
+    overrides: dict[str, Any] = {field: timedelta(seconds=3)}
+    assert getattr(load_settings(**overrides), field) == 3
+    assert getattr(StabilizerSettings(**overrides), field) == 3
+
+
+def test_timedelta_of_hours_and_fractions() -> None:
+    """A ``timedelta`` keeps its fractions of a second, and hours become 3600 seconds each."""
+    s = load_settings(reconnect_token_ttl=timedelta(hours=1), heartbeat_timeout=timedelta(0, 2.5))
+    assert s.reconnect_token_ttl == 3600.0
+    assert s.heartbeat_timeout == 2.5
+
+
+def test_zero_timedelta_turns_heartbeat_off() -> None:
+    """``heartbeat_interval=timedelta(0)`` turns the heartbeat off, like ``0``."""
+    assert load_settings(heartbeat_interval=timedelta(0)).heartbeat_interval is None
+
+
+def test_negative_timedelta_names_env_var() -> None:
+    """A negative ``timedelta`` is refused like a negative number, naming the env var."""
+    with pytest.raises(SettingsError, match="WS_STABILIZER_SESSION_TTL") as info:
+        load_settings(session_ttl=timedelta(seconds=-5))
+    assert [field for field, _, _ in info.value.problems] == ["session_ttl"]
+
+
+def test_retry_after_timedelta_must_be_whole_seconds() -> None:
+    """``retry_after`` is sent as an integer header, so a fractional ``timedelta`` is refused."""
+    assert load_settings(retry_after=timedelta(minutes=1)).retry_after == 60
+    with pytest.raises(SettingsError, match="whole seconds"):
+        load_settings(retry_after=timedelta(milliseconds=1500))
+
+
+def test_duration_env_vars_stay_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Environment variables give durations in seconds."""
+    monkeypatch.setenv("WS_STABILIZER_RECONNECT_TOKEN_TTL", "3600")
+    monkeypatch.setenv("WS_STABILIZER_DRAIN_SPREAD", "2.5")
+    s = load_settings()
+    assert s.reconnect_token_ttl == 3600.0
+    assert s.drain_spread == 2.5
+
+
+def test_hub_takes_timedelta_over_settings() -> None:
+    """``Hub(settings, drain_timeout=timedelta(...))`` applies the override in seconds."""
+    hub = Hub(StabilizerSettings(session_ttl=timedelta(minutes=2)), drain_timeout=timedelta(0, 4))
+    assert hub.settings.session_ttl == 120.0
+    assert hub.settings.drain_timeout == 4.0
+
+
+# -- fastapi-websocket-stabilizer's settings that have no field here ------------------------
+
+REFUSED = [
+    pytest.param("heartbeat_type", "ping", "ping_message", id="heartbeat_type-ping"),
+    pytest.param("heartbeat_type", "custom", "pong_message", id="heartbeat_type-custom"),
+    pytest.param("compression", "deflate", "--ws-per-message-deflate", id="compression-deflate"),
+    pytest.param("compression", "none", "hypercorn", id="compression-none"),
+    pytest.param("enable_reconnect", False, "_stabilizer=1", id="enable_reconnect-false"),
+    pytest.param("enable_metrics", True, "hub.stats()", id="enable_metrics-true"),
+    pytest.param("enable_metrics", False, "hub.stats()", id="enable_metrics-false"),
+    pytest.param("memory_check_interval", 60.0, "hub.memory_usage()", id="memory_check_interval"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "hint"), REFUSED)
+def test_old_keyword_without_counterpart_is_refused(name: str, value: Any, hint: str) -> None:
+    """An old setting with no counterpart fails, naming its env var and what to use instead."""
+    overrides: dict[str, Any] = {name: value}
+    with pytest.raises(SettingsError) as info:
+        load_settings(**overrides)
+    ((field, env, message),) = info.value.problems
+    assert field == name
+    assert env == env_var(name)
+    assert hint in message
+    assert f"Remove {name}" in message
+    assert f"{name} (env {env_var(name)})" in str(info.value)
+
+
+@pytest.mark.parametrize(("name", "value", "hint"), REFUSED)
+def test_old_env_var_without_counterpart_is_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: Any, hint: str
+) -> None:
+    """The same old setting given as a ``WS_STABILIZER_*`` variable fails the same way."""
+    monkeypatch.setenv(env_var(name), str(value).lower())
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    ((field, env, message),) = info.value.problems
+    assert (field, env) == (name, env_var(name))
+    assert hint in message
+
+
+def test_old_env_var_is_matched_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Old variables are recognised whatever their case, like the others."""
+    monkeypatch.setenv("ws_stabilizer_compression", "none")
+    with pytest.raises(SettingsError, match="WS_STABILIZER_COMPRESSION"):
+        load_settings()
+
+
+def test_old_setting_refused_by_settings_directly() -> None:
+    """Built directly, ``StabilizerSettings`` raises ``ValidationError`` with the same hint."""
+    overrides: dict[str, Any] = {"compression": "none"}
+    with pytest.raises(ValidationError, match="ws-per-message-deflate") as info:
+        StabilizerSettings(**overrides)
+    assert [error["loc"] for error in info.value.errors()] == [("compression",)]
+
+
+def test_heartbeat_type_hint_gives_the_old_json_ping() -> None:
+    """The heartbeat_type message says how to keep clients of the old JSON ping working."""
+    message = str(legacy_problem("heartbeat_type", "ping"))
+    assert 'ping_message=\'{"type":"ping"}\'' in message
+    assert "heartbeat_clients='all'" in message
+    assert "WS_STABILIZER_PING_MESSAGE" in message
+
+
+@pytest.mark.parametrize("value", [True, "true", "1", "yes", "on"])
+def test_enable_reconnect_true_is_accepted(value: Any) -> None:
+    """``enable_reconnect=True`` describes what happens anyway: accepted, nothing set."""
+    overrides: dict[str, Any] = {"enable_reconnect": value}
+    assert load_settings(**overrides) == load_settings()
+
+
+def test_enable_reconnect_true_env_is_accepted_and_not_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``WS_STABILIZER_ENABLE_RECONNECT=true`` loads, and is not reported as an unknown variable."""
+    monkeypatch.setenv("WS_STABILIZER_ENABLE_RECONNECT", "true")
+    assert load_settings() == StabilizerSettings()
+    assert unknown_env_vars() == []
+
+
+@pytest.mark.parametrize("value", ["sometimes", 2, None])
+def test_enable_reconnect_not_a_boolean_is_refused(value: Any) -> None:
+    """An ``enable_reconnect`` that is not a boolean is refused, saying a boolean is expected."""
+    overrides: dict[str, Any] = {"enable_reconnect": value}
+    with pytest.raises(SettingsError, match="expected true or false"):
+        load_settings(**overrides)
+
+
+def test_keyword_wins_over_old_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As for every setting, a keyword argument wins over the old variable of the same name."""
+    monkeypatch.setenv("WS_STABILIZER_ENABLE_RECONNECT", "false")
+    overrides: dict[str, Any] = {"enable_reconnect": True}
+    assert load_settings(**overrides).heartbeat_interval == 20.0
+
+
+def test_old_and_other_problems_reported_together() -> None:
+    """Refused old settings, bad values and unknown names all come in one error."""
+    overrides: dict[str, Any] = {
+        "compression": "none",
+        "enable_metrics": True,
+        "heartbeat_timeout": -1,
+        "heartbeat_intervl": 5,
+    }
+    with pytest.raises(SettingsError) as info:
+        load_settings(**overrides)
+    assert [field for field, _, _ in info.value.problems] == [
+        "compression",
+        "enable_metrics",
+        "heartbeat_timeout",
+        "heartbeat_intervl",
+    ]
+    assert info.value.problems[-1] == (
+        "heartbeat_intervl",
+        "no such setting",
+        "unknown keyword argument",
+    )
+    assert "(got -1)" in info.value.problems[2][2]
+
+
+def test_old_settings_are_not_fields() -> None:
+    """The old names are not settings of their own: none is a field, and none is dumped."""
+    assert not set(LEGACY_SETTINGS) & set(StabilizerSettings.model_fields)
+    overrides: dict[str, Any] = {"enable_reconnect": True}
+    assert "enable_reconnect" not in load_settings(**overrides).model_dump()
+
+
+def test_unknown_env_vars_leaves_old_names_to_loading() -> None:
+    """Old variables are judged by loading, so they are not listed as typos."""
+    environ = {env_var(name): "x" for name in LEGACY_SETTINGS}
+    assert unknown_env_vars(environ) == []
+
+
+def test_middleware_with_old_keyword_fails_startup() -> None:
+    """An old keyword passed to the middleware is held until startup, then reported."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("never called")
+
+    overrides: dict[str, Any] = {"memory_check_interval": 60}
+    with capture_logs() as logs:
+        mw = StabilizerMiddleware(app, **overrides)
+    assert [entry["event"] for entry in logs] == ["settings_invalid"]
+    with pytest.raises(SettingsError, match="WS_STABILIZER_MEMORY_CHECK_INTERVAL"):
+        mw.hub  # noqa: B018
