@@ -405,6 +405,13 @@ class StabilizerSettings(BaseSettings):
             return "fifo" if value == "oldest" else value
         return value
 
+    @field_validator("heartbeat_clients", mode="before")
+    @classmethod
+    def _lower_clients(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lower().replace("-", "_")  # "opted-in" reads as well
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:

@@ -452,3 +452,15 @@ def test_middleware_with_old_keyword_fails_startup() -> None:
     assert [entry["event"] for entry in logs] == ["settings_invalid"]
     with pytest.raises(SettingsError, match="WS_STABILIZER_MEMORY_CHECK_INTERVAL"):
         mw.hub  # noqa: B018
+
+
+@pytest.mark.parametrize(("given", "expected"), [("ALL", "all"), ("opted-in", "opted_in")])
+def test_heartbeat_clients_spellings(given: str, expected: str) -> None:
+    """``heartbeat_clients`` takes any case and a hyphen for the underscore."""
+    assert load_settings(heartbeat_clients=given).heartbeat_clients == expected
+
+
+def test_heartbeat_clients_refuses_other_values() -> None:
+    """Anything but ``opted_in`` or ``all`` fails naming the env var."""
+    with pytest.raises(SettingsError, match="WS_STABILIZER_HEARTBEAT_CLIENTS"):
+        load_settings(heartbeat_clients="some")
