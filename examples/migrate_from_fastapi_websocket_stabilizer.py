@@ -1,9 +1,9 @@
 """fastapi-websocket-stabilizer's Quick Start and usage patterns, ported to asgi_ws_stabilizer.
 
 One FastAPI app, one route per pattern of the old README. Comments starting ``old:`` show the
-code each line replaces. Run it from the repository root::
+code each line replaces. Run it from the repository root (it serves http://127.0.0.1:8000)::
 
-    uvicorn examples.migrate_from_fastapi_websocket_stabilizer:app
+    .venv/bin/python -m uvicorn examples.migrate_from_fastapi_websocket_stabilizer:app
 
 Routes:
 
