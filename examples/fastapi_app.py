@@ -1,12 +1,22 @@
-"""A FastAPI app that reaches the stabilizer through ``Depends``.
+"""A FastAPI app that reaches the stabilizer through ``Depends`` (no browser page).
 
-Run it from the repository root::
+Run it from the repository root, with the ``.venv`` the README's setup creates::
 
-    uvicorn examples.fastapi_app:app
+    .venv/bin/python -m uvicorn examples.fastapi_app:app
 
-Connect with ``ws://127.0.0.1:8000/ws?name=alice&client_id=alice-laptop``, answer each text
-``ping`` with ``pong``, and look at ``GET /stats``.
-"""
+It serves on port 8000 (uvicorn's default; ``--port 8001`` picks another). Connect a WebSocket
+client to ``ws://127.0.0.1:8000/ws?name=alice&client_id=alice-laptop``, for instance with the
+``websockets`` client the dev extras install::
+
+    .venv/bin/python -m websockets "ws://127.0.0.1:8000/ws?name=alice&client_id=alice-laptop"
+
+Each message you send comes back with the name kept in ``user_data``, the number of sockets
+online and the last heartbeat round trip (``rtt_s``). A plain client like this one is kept alive
+by uvicorn's protocol pings, which client libraries answer by themselves. A client that opts in
+(add ``&_stabilizer=1``: it then gets a session frame first) also gets the middleware's text
+heartbeat: the text ``ping`` after 15 s without traffic; answer ``pong`` within 10 s or the socket
+is closed with 4408. ``GET /stats`` (http://127.0.0.1:8000/stats) shows the connections, client
+ids and counters."""
 
 from __future__ import annotations
 

@@ -5,38 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import shutil
-import subprocess
-import tempfile
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
-from websockets.asyncio.client import ClientConnection, connect
 
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware, client_route
 
 from ..servers import CutProxy, serve
 from ..timing import t
+from .devtools import chromium, needs_chromium, open_page, websocket_failure
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-if CHROMIUM is None and os.environ.get("CI") == "true":
-    raise RuntimeError("CI must run the browser test: .ci/run installs chromium")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="needs Chromium (apt-get install chromium); CI installs it"
-)
+pytestmark = needs_chromium
 
 TOTAL = 200
-PAGE = """<!doctype html><meta charset="utf-8"><title>resume</title>
+PAGE = """<!doctype html><meta charset="utf-8"><title>resume</title><link rel="icon" href="data:,">
 <pre id="log"></pre><b id="state"></b>
 <script type="module">
 import { StabilizedSocket } from "/stabilizer.js";
@@ -74,61 +60,6 @@ def make_app(hub: Hub, ports: dict[str, int]) -> Any:
     return app
 
 
-@contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[int]:
-    """A headless Chromium; yields its DevTools port."""
-    assert CHROMIUM is not None
-    profile = tempfile.mkdtemp(prefix="stabilizer-chromium-")
-    process = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
-        [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        active = Path(profile) / "DevToolsActivePort"
-        for _ in range(200):
-            if active.exists() and active.read_text().strip():
-                break
-            await asyncio.sleep(0.05)
-        yield int(active.read_text().split()[0])
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-class Page:
-    """One tab, driven over the DevTools protocol."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.next_id = 0
-
-    async def evaluate(self, expression: str) -> Any:
-        self.next_id += 1
-        await self.ws.send(
-            json.dumps(
-                {
-                    "id": self.next_id,
-                    "method": "Runtime.evaluate",
-                    "params": {"expression": expression, "returnByValue": True},
-                }
-            )
-        )
-        while True:
-            reply = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
-            if reply.get("id") == self.next_id:
-                return reply["result"]["result"].get("value")
-
-
 async def test_page_resumes_after_an_abnormal_close() -> None:
     """The page's socket is cut; it reconnects, resumes and shows every message once, in order."""
     # The page (server port) talks to the proxy (another port): a cross-origin socket.
@@ -141,11 +72,7 @@ async def test_page_resumes_after_an_abnormal_close() -> None:
         proxy = await stack.enter_async_context(CutProxy(port))
         ports["proxy"] = proxy.port
         devtools = await stack.enter_async_context(chromium())
-        async with httpx.AsyncClient() as http:
-            target = (
-                await http.put(f"http://127.0.0.1:{devtools}/json/new?http://127.0.0.1:{port}/")
-            ).json()
-        page = Page(await stack.enter_async_context(connect(target["webSocketDebuggerUrl"])))
+        page = await stack.enter_async_context(open_page(devtools, f"http://127.0.0.1:{port}/"))
         deadline = loop.time() + t(15)
         while hub.connection_count != 1:
             assert loop.time() < deadline, "the page never connected"
@@ -164,6 +91,7 @@ async def test_page_resumes_after_an_abnormal_close() -> None:
         resumes = await page.evaluate("window.resumes")
         states = await page.evaluate("window.states")
         shown = await page.evaluate("document.getElementById('log').textContent")
+        page.assert_no_errors(allow=websocket_failure)
     assert messages == [f"{i:04d}" for i in range(TOTAL)], (states, resumes)
     assert shown.split() == messages
     assert len(resumes) == 1
