@@ -30,7 +30,7 @@ from .fanout import BroadcastResult
 from .handle import ConnectionHandle
 from .hub import Hub
 from .middleware import StabilizerMiddleware
-from .settings import StabilizerSettings
+from .settings import SettingsOverrides, StabilizerSettings
 
 __all__ = [
     "BroadcastResult",
@@ -48,6 +48,7 @@ __all__ = [
     "ShutdownReport",
     "StabilizerError",
     "StabilizerMiddleware",
+    "SettingsOverrides",
     "StabilizerSettings",
     "StateError",
     "TokenExpiredError",
