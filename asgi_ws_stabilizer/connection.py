@@ -49,6 +49,9 @@ CLOSE_TIMEOUT = 5.0
 """Seconds the middleware waits for its own close frame to be written after the app returned
 (and then for the client's reply)."""
 
+SEND_BURST = 32
+"""Writes that complete without waiting before an app's send yields to the event loop once."""
+
 SEND_TIMED_OUT = (int(CloseCode.TRY_AGAIN_LATER), "slow consumer: send timed out")
 """The close of a socket whose write did not finish within ``send_timeout``."""
 
@@ -82,6 +85,7 @@ class Connection:
         "_beating",
         "_binding",
         "_bucket",
+        "_burst",
         "_connect_message",
         "_gone",
         "_handle",
@@ -175,6 +179,7 @@ class Connection:
         self._heartbeat_on = settings.heartbeat_enabled
         self._heartbeat_all = settings.heartbeat_clients == "all"
         self._beating = False
+        self._burst = 0
         """Whether this socket gets the text heartbeat (pings, 4408): see ``_opened``."""
         self._ping = hub.ping_frame
         self._pong = hub.pong_frame
@@ -282,6 +287,15 @@ class Connection:
             traffic = self.traffic
             traffic.messages_out += 1
             traffic.bytes_out += size
+            if started is True:
+                # A send loop whose writes all complete at once never lets the loop run, and
+                # so never learns that its peer left: hypercorn turns sends to a closed socket
+                # into silent no-ops, and only our reader would see the disconnect. Give the
+                # loop a turn every SEND_BURST writes that did not wait.
+                self._burst += 1
+                if self._burst >= SEND_BURST:
+                    self._burst = 0
+                    await asyncio.sleep(0)
         elif kind == "websocket.accept" and self.state is State.CONNECTING:
             if self._kicked is not None:
                 code, reason, _ = self._kicked

@@ -27,16 +27,27 @@ async def echo(websocket: WebSocket) -> None:
         await websocket.send_text(text)
 
 
+async def flood(websocket: WebSocket) -> None:
+    """Sends 64 KiB frames as fast as they go, never receiving (a send-only handler)."""
+    await websocket.accept()
+    chunk = "x" * 65536
+    while True:
+        await websocket.send_text(chunk)
+
+
 async def block(request: Request) -> PlainTextResponse:
     seconds = float(request.query_params.get("seconds", "1"))
     time.sleep(seconds)  # noqa: ASYNC251  (blocks the loop on purpose)
     return PlainTextResponse(f"blocked {seconds}")
 
 
-app = Starlette(routes=[WebSocketRoute("/echo", echo), Route("/block", block)])
+app = Starlette(
+    routes=[WebSocketRoute("/echo", echo), WebSocketRoute("/flood", flood), Route("/block", block)]
+)
 app.add_middleware(StabilizerMiddleware)
 
 fastapi_app = FastAPI()
 fastapi_app.add_api_websocket_route("/echo", echo)
+fastapi_app.add_api_websocket_route("/flood", flood)
 fastapi_app.add_api_route("/block", block, methods=["GET"])
 fastapi_app.add_middleware(StabilizerMiddleware)

@@ -18,7 +18,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from ..conftest import client
-from ..servers import free_port, wait_for_port
+from ..servers import StalledReader, free_port, wait_for_port
 from ..timing import t
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,3 +206,21 @@ async def test_start_up_says_when_plain_clients_are_unwatched(kind: str, warned:
     assert ("plain_clients_unwatched" in text) is warned, text[-2000:]
     if warned:
         assert "tcp_retries2" in text
+
+
+@pytest.mark.parametrize("kind", PROCESS_KINDS)
+async def test_send_only_flood_ends_when_its_client_drops(kind: str) -> None:
+    """A send-only handler flooding a plain client (no text heartbeat at the defaults) ends
+    when that client drops its TCP connection, and the server keeps answering. On hypercorn a
+    send to a gone peer is a silent no-op that completes at once: without the middleware
+    yielding now and then, the handler would spin and freeze the whole server."""
+    async with running(kind, {}) as (url, output):
+        stalled = await asyncio.to_thread(StalledReader, url, "/flood")
+        await asyncio.sleep(t(0.3))  # the flood fills every buffer on the way
+        stalled.close()  # unread data: the kernel answers with a reset
+        await asyncio.sleep(t(0.3))
+        for _ in range(3):
+            async with client(url + "/echo", open_timeout=t(3)) as ws:
+                await ws.send("still serving?")
+                assert await asyncio.wait_for(ws.recv(), t(3)) == "still serving?"
+    assert "Traceback" not in "\n".join(output)
