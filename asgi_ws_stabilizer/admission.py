@@ -120,14 +120,8 @@ class Admission:
         self.settings = settings
         origins = settings.allowed_origins
         self._any_origin = origins is not None and "*" in origins
-        self._origins: set[str] | None = None
-        if origins is not None:
-            self._origins = {o for o in origins if o in ("null", "*")}
-            for origin in origins:
-                normalised = normalise_origin(origin)
-                if normalised is not None:
-                    self._origins.add(normalised)
-            self._origins.discard("*")
+        # Normalised once, by the settings: "*", "null" or scheme://host[:port].
+        self._origins = None if origins is None else set(origins) - {"*"}
 
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
         """Origin policy: no Origin header is allowed (non-browser clients send none)."""

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+CLOSE_TIMEOUT = 5.0
+"""Seconds the middleware waits for its own close frame to be written (after the app returned,
+or when it sheds a socket), and then for the client's reply."""
+
 
 class CloseCode(IntEnum):
     """WebSocket close codes used by ``asgi_ws_stabilizer``."""

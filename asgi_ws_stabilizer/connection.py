@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.websockets import WebSocketDisconnect
 
 from .admission import Refusal, deny
-from .codes import CloseCode
+from .codes import CLOSE_TIMEOUT, CloseCode
 from .errors import ConnectionGoneError
 from .gate import Gate
 from .heartbeat import HeartbeatState
@@ -44,10 +44,6 @@ if TYPE_CHECKING:
     from .resume import Binding
     from .sessions import Session
 
-
-CLOSE_TIMEOUT = 5.0
-"""Seconds the middleware waits for its own close frame to be written after the app returned
-(and then for the client's reply)."""
 
 SEND_BURST = 32
 """Writes that complete without waiting before an app's send yields to the event loop once."""
@@ -110,7 +106,6 @@ class Connection:
         "close_reason",
         "closed_by",
         "connection_id",
-        "created_at",
         "dropped",
         "finished",
         "gate",
@@ -184,7 +179,6 @@ class Connection:
         self._ping = hub.ping_frame
         self._pong = hub.pong_frame
         self._max_size = settings.max_message_size
-        self.created_at = time.monotonic()
         self.last_active = self._loop_time()
         self.accepted_at: float | None = None
         self.close_code: int | None = None
@@ -660,9 +654,7 @@ class Connection:
                 # has room, and one waiting pong answers every ping behind it: a ping flood
                 # from a client that never reads must not grow the outbox unseen.
                 if bucket is not None and not bucket.allow(raw):
-                    self.hub._rate_limited(self)
-                    self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
-                    return -1
+                    return self._over_rate_limit()
                 room = self._max_send_queue
                 pong_size = self.hub.pong_size
                 if room is None or self.gate.queued_bytes + pong_size <= room:
@@ -671,9 +663,7 @@ class Connection:
             if self.close_code is not None:
                 return -1  # closing: the app has been told, more data is moot
             if bucket is not None and not bucket.allow(raw):
-                self.hub._rate_limited(self)
-                self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
-                return -1
+                return self._over_rate_limit()
             self.last_active = raw
             size = payload_size(message)
             max_size = self._max_size
@@ -691,6 +681,11 @@ class Connection:
             return size
         if kind == "websocket.disconnect":
             self._peer_left(message)
+        return -1
+
+    def _over_rate_limit(self) -> int:
+        self.hub._rate_limited(self)
+        self._abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
         return -1
 
     def _interrupt_reader(self) -> None:

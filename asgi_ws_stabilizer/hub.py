@@ -23,7 +23,7 @@ from starlette.types import Message
 
 from .admission import Admission, Handshake, Refusal, check_client_id
 from .clock import LoopLagMonitor
-from .codes import CloseCode
+from .codes import CLOSE_TIMEOUT, CloseCode
 from .drain import ShutdownReport, SignalDrain, spread_delays
 from .errors import InvalidGroupError, StateError
 from .fanout import BroadcastResult, Exclude, exclusion, fan_out
@@ -53,7 +53,6 @@ ConnectHook = Callable[["ConnectionHandle"], Awaitable[None] | None]
 DisconnectHook = Callable[["ConnectionHandle", int, str, str], Awaitable[None] | None]
 """``on_disconnect(handle, code, reason, closed_by)``, sync or async."""
 
-CLOSE_TIMEOUT = 5.0
 MAX_GROUP_NAME = 256
 READER_CHECK_DELAY = 0.01
 """Seconds after which a socket whose app has not come back to receive() gets a pump."""
@@ -374,10 +373,6 @@ class Hub:
         self._reader_timer = asyncio.get_running_loop().call_later(
             READER_CHECK_DELAY, self._check_readers
         )
-
-    def _attended(self, connection: Connection) -> None:
-        """``connection``'s app is reading again."""
-        self._unread.discard(connection)
 
     def _check_readers(self) -> None:
         self._reader_timer = None
