@@ -422,7 +422,7 @@ class Hub:
                     CloseCode.REPLACED, "replaced by a newer connection of the same session"
                 ):
                     old.gate.queue_close()
-            connection.client_id = session.client_id
+            # The socket was made with the session's client id (plan_resume, before admission).
             connection.user_data._restore(session.user_data)
             for group in session.groups:
                 self.registry.join(connection, group)
