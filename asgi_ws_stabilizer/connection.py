@@ -332,14 +332,7 @@ class Connection:
             if self.state is State.CONNECTING or self.state is State.REFUSED:
                 self._teardown_now()
                 raise
-            self.hub.counters.app_errors += 1
-            self.log.error(
-                "app_exception",
-                client_id=self.client_id,
-                path=self.path,
-                error=type(exc).__name__,
-                exc_info=exc,
-            )
+            self.hub.events.app_error(self.log, exc, client_id=self.client_id, path=self.path)
             await self._end(CloseCode.INTERNAL_ERROR, "internal error", by="middleware")
             raise
         else:
@@ -642,7 +635,7 @@ class Connection:
                 if text == self._pong["text"]:
                     rtt = heartbeat.saw_pong(now)
                     if rtt is not None:
-                        self.hub.counters.rtt.add(rtt)
+                        self.hub.events.rtt(rtt)
                     return -1
                 heartbeat.last_seen = now  # HeartbeatState.saw_frame, inlined: once per message
                 heartbeat.ping_sent_at = None
@@ -668,8 +661,7 @@ class Connection:
             size = payload_size(message)
             max_size = self._max_size
             if max_size is not None and size > max_size:
-                self.hub.counters.oversized_messages += 1
-                self.log.info("message_too_big", size=size, limit=max_size)
+                self.hub.events.oversized(self.log, size=size, limit=max_size)
                 self._abort(
                     CloseCode.MESSAGE_TOO_BIG,
                     f"message of {size} bytes exceeds limit of {max_size} bytes",
@@ -749,15 +741,14 @@ class Connection:
     def send_ping(self) -> None:
         """Queue the heartbeat ping."""
         if self.gate.send_nowait(self._ping):
-            self.hub.counters.pings_sent += 1
+            self.hub.events.ping_sent()
 
     def heartbeat_expired(self) -> None:
         """No frame came within ``heartbeat_timeout`` of a ping: close 4408."""
         if self.close_code is not None or self.finished:
             return
-        self.hub.counters.heartbeat_timeouts += 1
-        self.log.info(
-            "heartbeat_timeout",
+        self.hub.events.heartbeat_timeout(
+            self.log,
             client_id=self.client_id,
             interval=self.heartbeat.interval,
             timeout=self.heartbeat.timeout,

@@ -26,6 +26,7 @@ from .clock import LoopLagMonitor
 from .codes import CLOSE_TIMEOUT, CloseCode
 from .drain import ShutdownReport, SignalDrain, spread_delays
 from .errors import InvalidGroupError, StateError
+from .events import Events
 from .fanout import BroadcastResult, Exclude, exclusion, fan_out
 from .keepalive import advice, find_keepalive
 from .log import EventLog
@@ -85,6 +86,10 @@ class Hub:
         self.settings = settings if settings is not None else load_settings(**overrides)
         self.log = EventLog(self.settings.log_level)
         self.counters = Stats()
+        self.events = Events(
+            self.log, self.counters, stall_threshold=self.settings.loop_stall_threshold
+        )
+        """Where everything that happens is reported: the log and the counters."""
         self.admission = Admission(self.settings)
         self.registry: Registry[Connection] = Registry()
         self.meter = Meter()
@@ -132,7 +137,7 @@ class Hub:
             self._broadcast_slots = asyncio.Semaphore(self.settings.max_concurrent_broadcast)
             self._cleanup_slots = asyncio.Semaphore(self.settings.max_concurrent_cleanup)
         self._loop = loop
-        self._lag = LoopLagMonitor(loop, self._loop_stalled)
+        self._lag = LoopLagMonitor(loop, self.events.loop_stalled)
         self._lag.start()
         self._heartbeats = HeartbeatScheduler(loop, self._lag, self.registry.get, self.log)
         self._sweep_sessions()
@@ -257,17 +262,6 @@ class Hub:
         lag = self._lag
         return loop_time if lag is None else lag.clock.adjusted(loop_time)
 
-    def _loop_stalled(self, lag: float) -> None:
-        self.counters.loop_stalls += 1
-        self.counters.loop_max_stall = max(self.counters.loop_max_stall, lag)
-        if lag >= self.settings.loop_stall_threshold:
-            self.log.warning(
-                "event_loop_blocked",
-                lag_ms=round(lag * 1000, 1),
-                threshold_ms=round(self.settings.loop_stall_threshold * 1000, 1),
-                hint="blocking code in an async handler? use run_in_executor or an async library",
-            )
-
     # -- admission ---------------------------------------------------------------------------
 
     @property
@@ -308,11 +302,8 @@ class Hub:
             draining=not self.admitting,
         )
         if refusal is not None:
-            self.counters.rejected[refusal.reason] += 1
-            self.log.info(
-                "connection_rejected",
-                reason=refusal.reason,
-                status=refusal.status,
+            self.events.rejected(
+                refusal,
                 remote_ip=connection.remote_ip,
                 client_id=handshake.client_id,
                 origin=handshake.origin,
@@ -332,13 +323,8 @@ class Hub:
         limit = self.settings.max_connections_per_client
         if limit is not None and self.registry.count_client(client_id) >= limit:
             refusal = self.admission.client_limit()
-            self.counters.rejected[refusal.reason] += 1
-            connection.log.info(
-                "identify_refused",
-                reason=refusal.reason,
-                client_id=client_id,
-                previous=previous,
-                limit=limit,
+            self.events.identify_refused(
+                connection.log, refusal, client_id=client_id, previous=previous, limit=limit
             )
             await connection.refuse(refusal)
         connection.client_id = client_id
@@ -350,9 +336,8 @@ class Hub:
     # -- connection events ------------------------------------------------------------------
 
     def _opened(self, connection: Connection) -> None:
-        self.counters.accepted += 1
-        connection.log.info(
-            "connection_opened",
+        self.events.opened(
+            connection.log,
             client_id=connection.client_id,
             remote_ip=connection.remote_ip,
             path=connection.path,
@@ -492,22 +477,15 @@ class Hub:
             self._heartbeats.remove(connection.connection_id)
         if not accepted:
             return
-        self.counters.finished_traffic.add(connection.traffic)
         code = connection.close_code if connection.close_code is not None else 1006
-        self.counters.closes[code] += 1
-        self.counters.closed_by[connection.closed_by or "unknown"] += 1
-        t = connection.traffic
-        connection.log.info(
-            "connection_closed",
-            client_id=connection.client_id,
+        self.events.closed(
+            connection.log,
             code=code,
-            reason=connection.close_reason,
             closed_by=connection.closed_by,
+            traffic=connection.traffic,
+            client_id=connection.client_id,
+            reason=connection.close_reason,
             duration_s=round(time.monotonic() - (connection.accepted_at or 0.0), 3),
-            messages_in=t.messages_in,
-            messages_out=t.messages_out,
-            bytes_in=t.bytes_in,
-            bytes_out=t.bytes_out,
             dropped=connection.dropped,
         )
         hook = self.on_disconnect
@@ -537,7 +515,7 @@ class Hub:
         """
         store = self.resumption.store
         result = await self._fan_out(self.registry.snapshot(), message, exclude, store.detached())
-        self.counters.broadcasts += 1
+        self.events.sent("broadcast")
         return result
 
     async def publish(
@@ -547,14 +525,14 @@ class Hub:
         members = self.registry.members(check_group(group))
         away = self.resumption.store.detached_in_group(group)
         result = await self._fan_out(members, message, exclude, away)
-        self.counters.publishes += 1
+        self.events.sent("publish")
         return result
 
     async def send_to(self, client_id: str, message: OutboundMessage) -> int:
         """Queue ``message`` for every socket of ``client_id``; returns how many took it."""
         away = self.resumption.store.detached_of_client(client_id)
         result = await self._fan_out(self.registry.of_client(client_id), message, None, away)
-        self.counters.direct_sends += 1
+        self.events.sent("send_to")
         return result.queued
 
     async def _fan_out(
@@ -612,24 +590,19 @@ class Hub:
     # -- slow consumers, rate limits, memory ------------------------------------------------
 
     def _slow_consumer(self, connection: Connection, action: str, frames: int) -> None:
-        self.counters.slow_consumer[action] += frames
-        previous = connection.dropped
-        # One event when dropping starts and then every 1000 drops: never one per message.
-        if action == "close" or previous == 0 or previous // 1000 != (previous + frames) // 1000:
-            connection.log.warning(
-                "slow_consumer",
-                client_id=connection.client_id,
-                action=action,
-                frames=frames,
-                dropped_total=connection.dropped + (frames if action != "close" else 0),
-                queued_bytes=connection.gate.queued_bytes,
-                limit=self.settings.max_send_queue,
-            )
+        self.events.slow_consumer(
+            connection.log,
+            action=action,
+            frames=frames,
+            dropped_before=connection.dropped,
+            client_id=connection.client_id,
+            queued_bytes=connection.gate.queued_bytes,
+            limit=self.settings.max_send_queue,
+        )
 
     def _rate_limited(self, connection: Connection) -> None:
-        self.counters.rate_limited += 1
-        connection.log.warning(
-            "rate_limited",
+        self.events.rate_limited(
+            connection.log,
             client_id=connection.client_id,
             rate_limit=self.settings.rate_limit,
             burst=self.settings.burst,
@@ -664,9 +637,8 @@ class Hub:
                 if victim.shed(1013, "memory limit: connection shed"):
                     over -= used
                     victims.append(victim)
-                    self.counters.evictions += 1
-                    victim.log.warning(
-                        "memory_eviction",
+                    self.events.evicted(
+                        victim.log,
                         client_id=victim.client_id,
                         policy=policy,
                         bytes=used,
