@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -77,9 +78,9 @@ class Handshake:
     """``_stabilizer_seq``: how many data messages it received in that session (unparsed;
     ``seq`` is the parsed value)."""
 
-    @property
+    @cached_property
     def seq(self) -> int | None:
-        """``_stabilizer_seq`` as a number; ``None`` when absent or malformed."""
+        """``_stabilizer_seq`` as a number; ``None`` when absent or malformed (parsed once)."""
         return parse_seq(self.received)
 
     @property

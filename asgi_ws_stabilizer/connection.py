@@ -85,7 +85,6 @@ class Connection:
         "_connect_message",
         "_gone",
         "_handle",
-        "_heartbeat_all",
         "_heartbeat_on",
         "_interrupted",
         "_kicked",
@@ -172,7 +171,6 @@ class Connection:
             settings.heartbeat_interval or 0.0, settings.heartbeat_timeout, 0.0
         )
         self._heartbeat_on = settings.heartbeat_enabled
-        self._heartbeat_all = settings.heartbeat_clients == "all"
         self._beating = False
         self._burst = 0
         """Whether this socket gets the text heartbeat (pings, 4408): see ``_opened``."""
@@ -438,7 +436,9 @@ class Connection:
         # _inbound) get the text heartbeat; a plain client may not know the text "ping" (one
         # that parses every message as JSON would throw), and the server's protocol keepalive
         # judges it instead.
-        if self._heartbeat_on and (self.session is not None or self._heartbeat_all):
+        if self._heartbeat_on and (
+            self.session is not None or self.hub.settings.heartbeat_clients == "all"
+        ):
             self._start_beating()
         # Someone must read the socket soon if the app does not go to receive(): the hub looks
         # at it a few milliseconds later (one timer for all sockets, not a callback each).

@@ -83,16 +83,13 @@ async def fan_out(
         for connection in targets[start : start + step]:
             session = connection.session
             if session is not None:
-                if id(session) in reached:
-                    continue
-                reached.add(id(session))
-                current = session.connection
-                if current is None or current.state is not State.OPEN:
-                    if not (excluded and _excludes(excluded, connection)):
-                        session.keep(frame.message, frame.size)
-                    continue
-                connection = current
-            elif connection.state is not State.OPEN:
+                if id(session) not in reached:
+                    reached.add(id(session))
+                    # Excluding the socket it was found through keeps it out of the replay too.
+                    held_back = bool(excluded) and _excludes(excluded, connection)
+                    _to_session(session, frame, excluded, result, keep=not held_back)
+                continue
+            if connection.state is not State.OPEN:
                 continue
             if excluded and _excludes(excluded, connection):
                 continue
@@ -102,15 +99,30 @@ async def fan_out(
         if id(session) in reached or (excluded and session.client_id in excluded):
             continue
         reached.add(id(session))
-        current = session.connection
-        if current is not None and current.state is State.OPEN:
-            if excluded and _excludes(excluded, current):
-                continue
-            result.targeted += 1
-            _tally(result, current.deliver(frame))
-        else:
-            session.keep(frame.message, frame.size)
+        _to_session(session, frame, excluded, result, keep=True)
     return result
+
+
+def _to_session(
+    session: Session,
+    frame: Frame,
+    excluded: frozenset[str],
+    result: BroadcastResult,
+    *,
+    keep: bool,
+) -> None:
+    """Deliver to ``session``'s socket if it is open now (unless excluded), else keep the
+    frame for its replay when ``keep``."""
+    from .connection import State
+
+    current = session.connection
+    if current is not None and current.state is State.OPEN:
+        if excluded and _excludes(excluded, current):
+            return
+        result.targeted += 1
+        _tally(result, current.deliver(frame))
+    elif keep:
+        session.keep(frame.message, frame.size)
 
 
 def _tally(result: BroadcastResult, outcome: Delivery) -> None:

@@ -263,13 +263,8 @@ class Gate:
         """
         if self._once is message:
             return True
-        if not self.open:
-            return False
-        if self._busy or self._queue:
-            self._once = message
-            self._append(_Item(message, size, None, False))
-            self._kick()
-            return True
+        if self.open and (self._busy or self._queue):
+            self._once = message  # it will wait in the outbox (send_nowait queues it)
         return self.send_nowait(message, size)
 
     def drop_oldest(self, needed: int) -> tuple[int, int]:
@@ -353,12 +348,11 @@ class Gate:
         close = None
         if self._close_queued and self.close_code is not None and not self.gone:
             close = (self.close_code, self.close_reason)
-        self._fail_queued()
         writer = self._writer
+        self.abandon()
         if writer is not None and not writer.done():
             # Let it unwind out of the server's send first: that releases the server's own
             # send lock (hypercorn), so the close frame can be written behind the data.
-            writer.cancel()
             await asyncio.wait({writer}, timeout=GIVE_UP_WAIT)
         if close is not None:
             self.hand_over_close(*close)

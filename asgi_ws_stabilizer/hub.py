@@ -374,10 +374,9 @@ class Hub:
         ``None`` when the socket does not ask to resume (not opted in, or no usable token and
         seq: admission refuses a malformed seq).
         """
-        received = handshake.seq
-        if not handshake.resuming or received is None:
+        if not handshake.resuming:
             return None
-        return self.resumption.plan(handshake.token, received, time.time())
+        return self.resumption.plan(handshake.token, handshake.seq or 0, time.time())
 
     def _bind_session(self, connection: Connection, plan: Plan | None, received: int) -> None:
         """Give an opted-in socket its session: the one ``plan`` resumes, or a fresh one."""
