@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
-from .admission import Refusal
 from .client_js import client_route
 from .codes import CloseCode
+from .config.settings import SettingsOverrides, StabilizerSettings
+from .core.admission import Refusal
+from .core.delivery import BroadcastResult
+from .core.drain import ShutdownReport
 from .dependencies import get_connection, get_hub
-from .drain import ShutdownReport
 from .errors import (
     ConnectionGoneError,
     InvalidClientIdError,
@@ -26,11 +28,8 @@ from .errors import (
     TokenExpiredError,
     TokenSpentError,
 )
-from .fanout import BroadcastResult
-from .handle import ConnectionHandle
-from .hub import Hub
+from .hub.hub import ConnectionHandle, Hub
 from .middleware import StabilizerMiddleware
-from .settings import SettingsOverrides, StabilizerSettings
 
 __all__ = [
     "BroadcastResult",

@@ -15,8 +15,7 @@ from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocket
 
 from .errors import NotInstalledError
-from .handle import ConnectionHandle
-from .hub import Hub
+from .hub.hub import ConnectionHandle, Hub
 from .middleware import STATE_KEY
 
 _HINT = (

@@ -18,12 +18,14 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Send
 
-from .admission import Handshake, deny
-from .connection import Connection
+from .aio.connection import Connection
+from .aio.denial import deny
+from .aio.runner import run
+from .config.settings import SettingsOverrides, Unpack
+from .core.admission import Handshake
 from .errors import SettingsError
-from .hub import ConnectHook, DisconnectHook, Hub
-from .log import EventLog
-from .settings import SettingsOverrides, Unpack
+from .hub.hub import ConnectHook, DisconnectHook, Hub
+from .observe.log import EventLog
 
 STATE_KEY = "stabilizer"
 """Key in ``scope["state"]``: the connection's handle on websocket scopes, the hub on others."""
@@ -56,8 +58,7 @@ class StabilizerMiddleware:
         raised on any other scope.
         """
         self.app: ASGIApp = app
-        self.error: SettingsError | None = None
-        self._hub: Hub | None = None
+        self._built: Hub | SettingsError
         try:
             extra = [
                 *settings,
@@ -71,37 +72,44 @@ class StabilizerMiddleware:
                         for name in extra
                     ]
                 )
-            self._hub = (
+            self._built = (
                 hub
                 if hub is not None
                 else Hub(on_connect=on_connect, on_disconnect=on_disconnect, **settings)
             )
         except SettingsError as exc:
-            self.error = exc
+            self._built = exc
             EventLog().error("settings_invalid", error=str(exc))
+
+    @property
+    def error(self) -> SettingsError | None:
+        """What was wrong with the settings, or ``None``."""
+        built = self._built
+        return built if isinstance(built, SettingsError) else None
 
     @property
     def hub(self) -> Hub:
         """The hub; raises the settings error if the settings were bad."""
-        if self._hub is None:
-            assert self.error is not None
-            raise self.error
-        return self._hub
+        built = self._built
+        if isinstance(built, SettingsError):
+            raise built
+        return built
 
     async def __call__(self, scope: Any, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if self._hub is None:
-            await self._refuse_to_start(scope, receive, send)
+        hub = self._built
+        if isinstance(hub, SettingsError):
+            await _refuse_to_start(hub, scope, receive, send)
             return
         if kind == "websocket":
-            await self._websocket(self._hub, scope, receive, send)
+            await self._websocket(hub, scope, receive, send)
         elif kind == "lifespan":
-            await self._lifespan(self._hub, scope, receive, send)
+            await self._lifespan(hub, scope, receive, send)
         else:
             state = scope.get("state")
             if state is None:
                 state = scope["state"] = {}
-            state[STATE_KEY] = self._hub
+            state[STATE_KEY] = hub
             await self.app(scope, receive, send)
 
     async def _websocket(self, hub: Hub, scope: Any, receive: Receive, send: Send) -> None:
@@ -113,10 +121,10 @@ class StabilizerMiddleware:
         # A token that resumes names the client; one that does not confers nothing of the
         # session it names. Decided before admission, so that the socket is counted under the
         # identity it will actually have, and carried out right after it (no await between).
-        plan = hub.plan_resume(handshake)
+        plan = hub.sessions.plan(handshake)
         resumes = plan.session if plan is not None else None
         connection = Connection(
-            hub,
+            hub.services,
             scope,
             receive,
             send,
@@ -124,21 +132,21 @@ class StabilizerMiddleware:
             client_id=resumes.client_id if resumes is not None else handshake.client_id,
             remote_ip=handshake.remote_ip,
         )
-        refusal = hub.admit(connection, handshake, plan)
+        refusal = hub.registration.admit(connection, handshake, plan)
         if refusal is not None:
             await deny(scope, send, refusal)
             return
         try:
             if handshake.opted_in:
-                hub._bind_session(connection, plan, handshake.seq or 0)
+                hub.sessions.bind(connection, plan, handshake.seq or 0)
             state = scope.get("state")
             if state is None:
                 state = scope["state"] = {}
-            state[STATE_KEY] = connection.handle
+            state[STATE_KEY] = hub.handle(connection)
         except BaseException:
             connection.abandon()  # whatever failed, the registry slot is given back
             raise
-        await connection.run(self.app)
+        await run(connection, self.app)
 
     async def _lifespan(self, hub: Hub, scope: Any, receive: Receive, send: Send) -> None:
         state = scope.get("state")
@@ -158,10 +166,11 @@ class StabilizerMiddleware:
 
         await self.app(scope, lifespan_receive, lifespan_send)
 
-    async def _refuse_to_start(self, scope: Any, receive: Receive, send: Send) -> None:
-        assert self.error is not None
-        if scope["type"] != "lifespan":
-            raise self.error
-        message: Any = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.failed", "message": str(self.error)})
+
+async def _refuse_to_start(error: SettingsError, scope: Any, receive: Receive, send: Send) -> None:
+    """Report bad settings: ``lifespan.startup.failed`` (the server exits), else raise."""
+    if scope["type"] != "lifespan":
+        raise error
+    message: Any = await receive()
+    if message["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.failed", "message": str(error)})

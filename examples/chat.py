@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -49,11 +50,16 @@ from asgi_ws_stabilizer import (
     ConnectionHandle,
     Hub,
     MemoryLimitExceededError,
+    SettingsOverrides,
     StabilizerMiddleware,
     client_route,
     get_connection,
 )
-from asgi_ws_stabilizer.settings import SettingsOverrides, Unpack
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
 
 CHAT_SETTINGS: SettingsOverrides = {
     "max_memory_per_connection": 64 * 1024,  # user_data per socket

@@ -35,10 +35,10 @@ from asgi_ws_stabilizer import (
     ConnectionHandle,
     Hub,
     InvalidClientIdError,
+    SettingsOverrides,
     StabilizerMiddleware,
     get_connection,
 )
-from asgi_ws_stabilizer.settings import SettingsOverrides
 
 OLD_PING = '{"type":"ping"}'
 """The heartbeat text old clients look for (``{"type": "ping", ...}`` as JSON)."""

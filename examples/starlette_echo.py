@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sys
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -56,8 +57,18 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from asgi_ws_stabilizer import ConnectionHandle, Hub, StabilizerMiddleware, client_route
-from asgi_ws_stabilizer.settings import SettingsOverrides, Unpack
+from asgi_ws_stabilizer import (
+    ConnectionHandle,
+    Hub,
+    SettingsOverrides,
+    StabilizerMiddleware,
+    client_route,
+)
+
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover
+    from typing_extensions import Unpack
 
 TICK_INTERVAL = 1.0
 """Seconds between two ticks of the server's ticker."""

@@ -17,7 +17,9 @@ import pytest
 from starlette.routing import BaseRoute
 
 from asgi_ws_stabilizer import ConnectionHandle, Hub, SettingsError, StabilizerSettings
-from asgi_ws_stabilizer.settings import LEGACY_SETTINGS, env_var, load_settings
+from asgi_ws_stabilizer.config.env import env_var
+from asgi_ws_stabilizer.config.legacy import LEGACY_SETTINGS
+from asgi_ws_stabilizer.config.settings import load_settings
 from examples import migrate_from_fastapi_websocket_stabilizer as ported
 
 REFUSED = ("heartbeat_type", "compression", "enable_metrics", "memory_check_interval")

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from asgi_ws_stabilizer.settings import ENV_PREFIX
+from asgi_ws_stabilizer.config.settings import ENV_PREFIX
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message
 
 from asgi_ws_stabilizer import ConnectionHandle, Hub, StabilizerMiddleware
-from asgi_ws_stabilizer.connection import Connection
+from asgi_ws_stabilizer.aio.connection import Connection
 
 from .fakes import WAIT, FakeSocket, Probe, holding_app
 

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 
 from asgi_ws_stabilizer import Refusal, StabilizerSettings
-from asgi_ws_stabilizer.admission import (
+from asgi_ws_stabilizer.config.origins import normalise_origin, same_origin
+from asgi_ws_stabilizer.core.admission import (
     CLIENT_ID_PATTERN,
     Admission,
     Handshake,
 )
-from asgi_ws_stabilizer.origins import normalise_origin, same_origin
 
 
 def handshake(

@@ -7,13 +7,13 @@ import time
 
 import pytest
 
-from asgi_ws_stabilizer.clock import (
+from asgi_ws_stabilizer.aio.lagmonitor import LoopLagMonitor
+from asgi_ws_stabilizer.core.lagclock import (
     JITTER,
     PROBE_INTERVAL,
     SETTLE,
     SETTLE_ITERATIONS,
     LagClock,
-    LoopLagMonitor,
 )
 
 from .fakes import WAIT

@@ -10,7 +10,8 @@ from types import FrameType
 
 import pytest
 
-from asgi_ws_stabilizer.drain import SignalDrain, spread_delays
+from asgi_ws_stabilizer.aio.signals import SignalDrain
+from asgi_ws_stabilizer.core.drain import spread_delays
 
 from .fakes import WAIT
 

@@ -12,8 +12,8 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware
+from asgi_ws_stabilizer.core.delivery import BroadcastResult
 from asgi_ws_stabilizer.errors import InvalidGroupError
-from asgi_ws_stabilizer.fanout import BroadcastResult
 
 from .fakes import WAIT, FakeSocket, Probe, finish, holding_app, record_app, turns, until
 from .served import Served, end_all, serve, serve_many

@@ -8,7 +8,7 @@ import pytest
 from starlette.types import Message
 
 from asgi_ws_stabilizer import ConnectionGoneError
-from asgi_ws_stabilizer.gate import Gate
+from asgi_ws_stabilizer.aio.gate import Gate
 
 from .fakes import WAIT, turns, until
 

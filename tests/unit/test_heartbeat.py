@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asgi_ws_stabilizer.heartbeat import Beat, DeadlineHeap, HeartbeatState
+from asgi_ws_stabilizer.core.heartbeat import Beat, DeadlineHeap, HeartbeatState
 
 INTERVAL = 20.0
 TIMEOUT = 10.0

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware
-from asgi_ws_stabilizer.settings import SettingsOverrides
+from asgi_ws_stabilizer.config.settings import SettingsOverrides
 
 from .fakes import FakeSocket, Probe, echo_app, finish, until
 

@@ -53,8 +53,8 @@ async def test_identified_socket_is_reached_by_its_id(before_accept: bool) -> No
     await sock.accepted()
     await until(lambda: hub.client_ids() == ["user123"], "the socket is filed as user123")
     (connection,) = list(hub.registry)
-    assert connection.handle.client_id == "user123"
-    await connection.handle.join("room")
+    assert hub.handle(connection).client_id == "user123"
+    await hub.handle(connection).join("room")
     assert hub.group_members("room") == ["user123"]
     assert await hub.send_to("user123", "hello") == 1
     assert await hub.send_to("anonymous", "lost") == 0
@@ -77,7 +77,7 @@ async def test_bad_id_is_refused_and_nothing_changes(bad: str) -> None:
     await sock.accepted()
     (connection,) = list(hub.registry)
     with pytest.raises(InvalidClientIdError, match="1-128 characters"):
-        await connection.handle.identify(bad)
+        await hub.handle(connection).identify(bad)
     assert hub.client_ids() == ["alice"]
     sock.disconnect()
     probe.release.set()

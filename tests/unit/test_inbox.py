@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from starlette.types import Message
 
-from asgi_ws_stabilizer.inbox import Inbox
+from asgi_ws_stabilizer.aio.inbox import Inbox
 
 from .fakes import WAIT, turns
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
-from asgi_ws_stabilizer.keepalive import Keepalive, advice, find_keepalive
+from asgi_ws_stabilizer.aio.keepalive import Keepalive, advice, find_keepalive
 
 
 @pytest.fixture

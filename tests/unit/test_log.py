@@ -11,7 +11,7 @@ import structlog
 from structlog.testing import CapturingLogger, capture_logs
 
 from asgi_ws_stabilizer.codes import CloseCode
-from asgi_ws_stabilizer.log import EventLog
+from asgi_ws_stabilizer.observe.log import EventLog
 
 
 def emit_all(log: EventLog) -> None:

@@ -14,8 +14,8 @@ from starlette.types import Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from asgi_ws_stabilizer import ConnectionHandle, Hub, StabilizerMiddleware
+from asgi_ws_stabilizer.core.memory import UserData, deep_size
 from asgi_ws_stabilizer.errors import MemoryLimitExceededError
-from asgi_ws_stabilizer.memory import UserData, deep_size
 
 from .fakes import WAIT, FakeSocket, Probe, finish, record_app, turns, until
 from .served import CLOSE, GatedSocket, Served, Valve, end_all, serve, serve_many

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from asgi_ws_stabilizer.messages import Frame, encode
+from asgi_ws_stabilizer.core.messages import Frame, encode
 
 
 @pytest.mark.parametrize(("text", "size"), [("hello", 5), ("héllo", 6), ("€", 3), ("", 0)])

@@ -17,7 +17,7 @@ from asgi_ws_stabilizer import (
     SettingsError,
     StabilizerMiddleware,
 )
-from asgi_ws_stabilizer.connection import Connection
+from asgi_ws_stabilizer.aio.connection import Connection
 
 from .fakes import (
     WAIT,

@@ -10,9 +10,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from asgi_ws_stabilizer import ConnectionGoneError, Hub
-from asgi_ws_stabilizer import connection as connection_module
-from asgi_ws_stabilizer import hub as hub_module
-from asgi_ws_stabilizer.fanout import BroadcastResult
+from asgi_ws_stabilizer.aio import connection as connection_module
+from asgi_ws_stabilizer.aio import runner as runner_module
+from asgi_ws_stabilizer.core.delivery import BroadcastResult
+from asgi_ws_stabilizer.hub import services as services_module
 
 from .fakes import Probe, echo_app, finish, holding_app, record_app, until
 from .served import GatedSocket, Served, Valve, end_all, serve
@@ -300,7 +301,8 @@ async def test_close_held_behind_a_blocked_write_is_handed_over(
     passed, the blocked write is cancelled and the 1013 close handed to the server without
     waiting; the handler returns and nothing is left waiting in the server's send."""
     monkeypatch.setattr(connection_module, "CLOSE_TIMEOUT", 0.05)
-    monkeypatch.setattr(hub_module, "CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr(runner_module, "CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr(services_module, "CLOSE_TIMEOUT", 0.05)
     hub = Hub(max_send_queue=10, slow_consumer_policy="close")
     slow, valve = await stalled(hub, app=record_app)
     await hub.broadcast("aaaaaaaa")

@@ -6,7 +6,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from asgi_ws_stabilizer import Hub
-from asgi_ws_stabilizer.limits import TokenBucket
+from asgi_ws_stabilizer.core.ratelimit import TokenBucket
 
 from .fakes import finish, record_app, until
 from .served import end_all, serve

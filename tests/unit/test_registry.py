@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from asgi_ws_stabilizer.registry import Registry
+from asgi_ws_stabilizer.core.registry import Registry
 
 
 @dataclass(eq=False)

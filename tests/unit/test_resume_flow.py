@@ -27,7 +27,7 @@ async def test_resume_restores_client_id_user_data_and_groups() -> None:
     session = json.loads((await first.next_sent())["text"])
     (connection,) = list(hub.registry)
     connection.user_data["name"] = "Alice"
-    await connection.handle.join("room")
+    await hub.handle(connection).join("room")
     first.disconnect()
     await until(lambda: hub.connection_count == 0, "the first socket is gone")
     await hub.publish("room", "while away")  # kept for the session
@@ -43,9 +43,9 @@ async def test_resume_restores_client_id_user_data_and_groups() -> None:
     (again,) = list(hub.registry)
     assert again.client_id == "alice"
     assert dict(again.user_data) == {"name": "Alice"}
-    assert again.handle.groups == frozenset({"room"})
+    assert hub.handle(again).groups == frozenset({"room"})
     assert hub.group_members("room") == ["alice"]
-    assert again.handle.resumed is True
+    assert hub.handle(again).resumed is True
     second.disconnect()
     probe.release.set()
     await finish(task)
@@ -60,9 +60,9 @@ async def test_plain_socket_has_no_session() -> None:
     task = sock.serve(StabilizerMiddleware(holding_app(probe), hub=hub))
     await sock.accepted()
     (connection,) = list(hub.registry)
-    assert connection.handle.resumable is False
+    assert hub.handle(connection).resumable is False
     with pytest.raises(StateError, match="_stabilizer=1"):
-        connection.handle.resume_token()
+        hub.handle(connection).resume_token()
     sock.disconnect()
     probe.release.set()
     await finish(task)
@@ -107,7 +107,7 @@ async def test_spent_token_confers_nothing_of_the_session() -> None:
     token = (await session_of(owner))["token"]
     (first,) = list(hub.registry)
     first.user_data["secret"] = "x"
-    await first.handle.join("private")
+    await hub.handle(first).join("private")
     resumed = FakeSocket(query=resume_query(token, 0))
     tasks.append(resumed.serve(mw))
     assert (await session_of(resumed))["resumed"] is True  # spends the token
@@ -116,10 +116,10 @@ async def test_spent_token_confers_nothing_of_the_session() -> None:
     frame = await session_of(replayer)
     (third,) = [c for c in hub.registry if c.session_id == frame["session_id"]]
     assert frame["resumed"] is False
-    assert third.handle.resume_reason == "token_spent"
+    assert hub.handle(third).resume_reason == "token_spent"
     assert third.client_id != "owner"
     assert dict(third.user_data) == {}
-    assert third.handle.groups == frozenset()
+    assert hub.handle(third).groups == frozenset()
     assert await hub.send_to("owner", "for the owner only") == 1
     assert "for the owner only" not in replayer.sent_texts()
     named = FakeSocket(query=resume_query(token, 0, "&client_id=bob"))
@@ -149,7 +149,7 @@ async def test_token_of_a_forgotten_session_confers_nothing() -> None:
     frame = await session_of(again)
     (connection,) = list(hub.registry)
     assert frame["resumed"] is False
-    assert connection.handle.resume_reason == "session_unknown"
+    assert hub.handle(connection).resume_reason == "session_unknown"
     assert connection.client_id != "owner"
     again.disconnect()
     probe.release.set()
@@ -175,7 +175,7 @@ async def test_seq_ahead_of_what_was_sent_is_refused() -> None:
     frame = await session_of(liar)
     (connection,) = list(hub.registry)
     assert frame["resumed"] is False
-    assert connection.handle.resume_reason == "seq_ahead"
+    assert hub.handle(connection).resume_reason == "seq_ahead"
     assert connection.client_id != "owner"
     for i in range(3, 9):
         await hub.send_to("owner", f"m{i}")  # away: kept, the oldest dropped past 10 bytes
@@ -219,7 +219,7 @@ async def test_a_failing_handshake_frees_its_slot(monkeypatch: pytest.MonkeyPatc
     def broken(*args: object) -> None:
         raise RuntimeError("bind failed")
 
-    monkeypatch.setattr(hub, "_bind_session", broken)
+    monkeypatch.setattr(hub.sessions, "bind", broken)
     probe = Probe()
     mw = StabilizerMiddleware(holding_app(probe), hub=hub)
     for _ in range(3):
@@ -246,7 +246,7 @@ async def test_messages_while_the_resuming_socket_connects_are_replayed() -> Non
     task = owner.serve(mw)
     token = (await session_of(owner))["token"]
     (first,) = list(hub.registry)
-    await first.handle.join("room")
+    await hub.handle(first).join("room")
     owner.disconnect()
     await until(lambda: hub.connection_count == 0, "the owner left")
     await hub.publish("room", "away")
@@ -282,7 +282,7 @@ async def test_resume_over_a_half_open_socket_delivers_each_message_once() -> No
     task = old_sock.serve(mw)
     token = (await session_of(old_sock))["token"]
     (old,) = list(hub.registry)
-    await old.handle.join("room")
+    await hub.handle(old).join("room")
     old.user_data["k"] = "v"
     await hub.publish("room", "before")
     assert (await old_sock.next_sent())["text"] == "before"
@@ -303,7 +303,7 @@ async def test_resume_over_a_half_open_socket_delivers_each_message_once() -> No
     assert texts == ["connecting", "live0", "live1", "live2", "direct"]
     (new,) = [c for c in hub.registry if c is not old]
     assert dict(new.user_data) == {"k": "v"}
-    assert new.handle.groups == frozenset({"room"})
+    assert hub.handle(new).groups == frozenset({"room"})
     assert [m.get("text") for m in old_sock.sent if m["type"] == "websocket.send"][-1] == "before"
     assert old_sock.closes()[-1]["code"] == 4409
     for sock in (old_sock, new_sock):

@@ -9,10 +9,11 @@ from typing import Any, cast
 import pytest
 import structlog
 
-from asgi_ws_stabilizer.clock import JITTER, SETTLE, LoopLagMonitor
-from asgi_ws_stabilizer.heartbeat import HeartbeatState
-from asgi_ws_stabilizer.log import EventLog
-from asgi_ws_stabilizer.scheduler import HeartbeatScheduler
+from asgi_ws_stabilizer.aio.heartbeat_scheduler import HeartbeatScheduler
+from asgi_ws_stabilizer.aio.lagmonitor import LoopLagMonitor
+from asgi_ws_stabilizer.core.heartbeat import HeartbeatState
+from asgi_ws_stabilizer.core.lagclock import JITTER, SETTLE
+from asgi_ws_stabilizer.observe.log import EventLog
 
 INTERVAL = 20.0
 TIMEOUT = 10.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asgi_ws_stabilizer.sessions import ResumeBuffer, SessionStore
+from asgi_ws_stabilizer.resume.sessions import ResumeBuffer, SessionStore
 
 
 def msg(i: int) -> dict[str, str]:
@@ -44,11 +44,11 @@ def test_store_detach_attach_expire() -> None:
     """A detached session lives for ttl seconds; attaching again keeps it; then it expires."""
     store = SessionStore(ttl=10, buffer_limit=100)
     session = store.create("s1", "alice")
-    store.attach(session, connection="socket")
+    store.attach(session, connection_id="socket")
     store.detach(session, now=100)
     assert store.get("s1", now=105) is session
     assert store.detached_of_client("alice") == [session]
-    store.attach(session, connection="socket2")
+    store.attach(session, connection_id="socket2")
     assert store.detached_of_client("alice") == []
     store.detach(session, now=200)
     assert store.get("s1", now=210) is None

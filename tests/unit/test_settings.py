@@ -11,14 +11,9 @@ from starlette.types import Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from asgi_ws_stabilizer import Hub, SettingsError, StabilizerMiddleware, StabilizerSettings
-from asgi_ws_stabilizer.settings import (
-    DURATION_FIELDS,
-    LEGACY_SETTINGS,
-    env_var,
-    legacy_problem,
-    load_settings,
-    unknown_env_vars,
-)
+from asgi_ws_stabilizer.config.env import env_var
+from asgi_ws_stabilizer.config.legacy import LEGACY_SETTINGS, legacy_problem
+from asgi_ws_stabilizer.config.settings import DURATION_FIELDS, load_settings, unknown_env_vars
 
 
 def test_defaults() -> None:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from asgi_ws_stabilizer import CloseCode
-from asgi_ws_stabilizer.stats import RttStats, Stats, Traffic
+from asgi_ws_stabilizer.observe.stats import RttStats, Stats
+from asgi_ws_stabilizer.observe.traffic import Traffic
 
 
 def test_traffic_add() -> None:

@@ -7,8 +7,13 @@ import json
 
 import pytest
 
-from asgi_ws_stabilizer.errors import InvalidTokenError, TokenExpiredError, TokenSpentError
-from asgi_ws_stabilizer.tokens import SpentTokens, TokenSigner
+from asgi_ws_stabilizer.errors import (
+    InvalidTokenError,
+    SettingsError,
+    TokenExpiredError,
+    TokenSpentError,
+)
+from asgi_ws_stabilizer.resume.tokens import SpentTokens, TokenSigner
 
 KEY = b"k" * 32
 
@@ -85,6 +90,11 @@ def test_spent_nonces_are_pruned_after_expiry() -> None:
 
 
 def test_short_key_refused() -> None:
-    """A key shorter than 16 bytes is refused."""
-    with pytest.raises(ValueError, match="16 bytes"):
+    """A key shorter than 16 bytes is refused with a ``SettingsError`` (a ``ValueError``) that
+    names ``secret_key``."""
+    with pytest.raises(SettingsError, match="16 bytes") as info:
         TokenSigner(b"short", ttl=60)
+    assert isinstance(info.value, ValueError)
+    assert [(field, env) for field, env, _ in info.value.problems] == [
+        ("secret_key", "WS_STABILIZER_SECRET_KEY")
+    ]

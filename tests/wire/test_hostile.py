@@ -336,7 +336,7 @@ async def attempt_resume(url: str, hub: Hub, token: str, seq: int | str) -> dict
         async with client(f"{url}/listen?{query}") as ws:
             result = await session_frame(ws)
             (connection,) = list(hub.registry)
-            result["resume_reason"] = connection.handle.resume_reason
+            result["resume_reason"] = hub.handle(connection).resume_reason
     except InvalidStatus as exc:
         headers = exc.response.headers
         return {"status": exc.response.status_code, "reason": headers.get("x-stabilizer-reason")}
@@ -360,7 +360,7 @@ async def test_resume_seq_ahead_of_sent_is_not_trusted(server_kind: str) -> None
             for message in messages[:3]:
                 assert await asyncio.wait_for(ws.recv(), t(3)) == message
             (connection,) = list(hub.registry)
-            spare = [connection.handle.resume_token() for _ in range(3)]
+            spare = [hub.handle(connection).resume_token() for _ in range(3)]
         await wait_count(hub, 0, t(3))
 
         for token, seq in zip(spare, (8, 10**30), strict=False):
@@ -452,7 +452,7 @@ async def test_token_of_expired_session_confers_nothing(server_kind: str) -> Non
             seen = await info(replayer)
             (connection,) = list(hub.registry)
             assert replayed["resumed"] is False
-            assert connection.handle.resume_reason == "session_unknown"
+            assert hub.handle(connection).resume_reason == "session_unknown"
             assert seen["client_id"] != "owner", "a dead session's token conferred its id"
             assert await hub.send_to("owner", "secret") == 0
             await assert_nothing_arrives(replayer, t(0.3))

@@ -11,7 +11,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from asgi_ws_stabilizer import Hub
-from asgi_ws_stabilizer.memory import deep_size
+from asgi_ws_stabilizer.core.memory import deep_size
 
 from ..apps import build
 from ..conftest import client

@@ -132,7 +132,7 @@ async def test_half_open_socket_is_replaced_4409() -> None:
                 first = json.loads(await asyncio.wait_for(again.recv(), 3))
                 await reader.read(again, until=20)
                 assert old.close_code == 4409
-                assert old.handle.state in ("closing", "closed")
+                assert hub.handle(old).state in ("closing", "closed")
                 for i in range(20, 25):
                     await hub.broadcast(f"{i:04d}")
                 await reader.read(again, until=25)
@@ -169,7 +169,7 @@ async def test_bad_tokens_never_restore_a_session() -> None:
             async with client(f"{url}/listen?{query}") as ws:
                 frame = json.loads(await asyncio.wait_for(ws.recv(), 3))
                 (connection,) = list(hub.registry)
-                reason = connection.handle.resume_reason
+                reason = hub.handle(connection).resume_reason
             await wait_count(hub, 0, 3)
             return frame, reason
 

@@ -1,0 +1,394 @@
+"""One WebSocket connection: its state, the app's view of the socket, and its close.
+
+Created per socket inside ``StabilizerMiddleware.__call__``; nothing per-connection lives on the
+middleware. The app talks to ``receive``/``send`` below instead of the server's:
+
+* before accept, ``receive`` passes straight through to the server;
+* from accept on, the reader (aio/reader.py) reads the server, inline or by its pump: it answers
+  and hides heartbeat frames, records liveness, enforces the inbound limits and notices a
+  disconnect at once;
+* every send, the app's and the middleware's own, goes through the gate (aio/gate.py).
+
+When the app returns or raises, the middleware sends the close itself (1000 or 1011): servers
+otherwise give 1006, 1011, an empty close or nothing (``reference/asgi-facts.md`` 2.6 and 4).
+The connection reaches the hub only through its ``HubPort`` (aio/port.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from typing import Any
+
+from starlette.types import Message, Receive, Send
+
+from ..codes import CLOSE_TIMEOUT, CloseCode
+from ..core.heartbeat import HeartbeatState
+from ..core.memory import ConnectionData
+from ..core.messages import payload_size
+from ..core.state import State, allowed
+from ..errors import ConnectionGoneError
+from ..observe.log import EventLog
+from ..observe.traffic import Traffic
+from ..resume.resumption import Binding
+from ..resume.sessions import Session
+from .gate import Gate
+from .inbox import Inbox
+from .port import HubPort
+from .reader import Reader
+
+SEND_BURST = 32
+"""Writes that complete without waiting before an app's send yields to the event loop once."""
+
+SEND_TIMED_OUT = (int(CloseCode.TRY_AGAIN_LATER), "slow consumer: send timed out")
+"""The close of a socket whose write did not finish within ``send_timeout``."""
+
+
+def new_id() -> str:
+    """A fresh random id (connection and generated client ids)."""
+    return secrets.token_hex(8)
+
+
+class Connection:
+    """The middleware's side of one WebSocket."""
+
+    __slots__ = (
+        "_beating",
+        "_burst",
+        "_connect_message",
+        "_gone",
+        "_pending_close",
+        "_receive",
+        "_state",
+        "accepted_at",
+        "binding",
+        "client_id",
+        "close_code",
+        "close_reason",
+        "closed_by",
+        "connection_id",
+        "dropped",
+        "gate",
+        "groups",
+        "heartbeat",
+        "inbox",
+        "last_active",
+        "path",
+        "port",
+        "reader",
+        "remote_ip",
+        "scope",
+        "server_send",
+        "session",
+        "session_id",
+        "traffic",
+        "user_data",
+    )
+
+    def __init__(
+        self,
+        port: HubPort[Connection],
+        scope: Any,
+        receive: Receive,
+        send: Send,
+        connect_message: Message,
+        *,
+        client_id: str | None,
+        remote_ip: str,
+    ) -> None:
+        settings = port.settings
+        self.port = port
+        self.scope = scope
+        self._receive = receive
+        self.server_send = send
+        """The server's ``send``."""
+        self._connect_message: Message | None = connect_message
+        self.connection_id = new_id()
+        self.client_id = client_id if client_id is not None else new_id()
+        self.session_id = new_id()
+        self.remote_ip = remote_ip
+        self.path: str = scope.get("path", "")
+        self._state = State.CONNECTING
+        self.traffic = Traffic()
+        self.groups: set[str] = set()  # an empty set is small; groups are common
+        self.dropped = 0
+        self.user_data = ConnectionData(
+            port.meter, settings.max_memory_per_connection, port.grew, self.connection_id
+        )
+        self.gate = Gate(
+            send, self._transport_failed, send_timeout=settings.send_timeout, meter=port.meter
+        )
+        self.inbox = Inbox(settings.receive_queue_size, port.meter)
+        self.reader = Reader(self, receive, self.inbox, self.gate, port)
+        self.heartbeat = HeartbeatState(
+            settings.heartbeat_interval or 0.0, settings.heartbeat_timeout, 0.0
+        )
+        self._beating = False
+        """Whether this socket gets the text heartbeat (pings, 4408): see ``start_beating``."""
+        self._burst = 0
+        self.last_active = asyncio.get_running_loop().time()
+        self.accepted_at: float | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closed_by: str | None = None
+        self._gone: asyncio.Future[None] | None = None
+        self._pending_close: tuple[int, str, str] | None = None
+        """A close asked for while still connecting: the app's accept becomes this refusal."""
+        self.session: Session | None = None
+        """The resumable session of an opted-in socket (``_stabilizer=1``), else ``None``."""
+        self.binding: Binding | None = None
+        """How the session was bound, and what the resume did (see hub/sessions.py)."""
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.connection_id} client={self.client_id} {self._state.value}>"
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """Where the connection is in its life (core/state.py)."""
+        return self._state
+
+    def _to(self, new: State) -> bool:
+        """Move to ``new`` if that transition is allowed (logged at debug); else nothing."""
+        old = self._state
+        if not allowed(old, new):
+            return False
+        self._state = new
+        log = self.port.log
+        if log.enabled(logging.DEBUG):
+            log.debug(
+                "connection_state", connection_id=self.connection_id, old=old.value, new=new.value
+            )
+        return True
+
+    @property
+    def finished(self) -> bool:
+        """Whether the connection has given everything back (``CLOSED``)."""
+        return self._state is State.CLOSED
+
+    @property
+    def closing(self) -> bool:
+        """Whether a close is under way or done (its code is known)."""
+        return self.close_code is not None
+
+    @property
+    def log(self) -> EventLog:
+        """The hub's log with this connection's id on every event."""
+        return self.port.log.bind(connection_id=self.connection_id)
+
+    # -- the app's view ---------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """The app's ``receive``."""
+        message = self._connect_message
+        if message is not None:
+            self._connect_message = None
+            return message
+        state = self._state
+        if state is State.CONNECTING or state is State.REFUSED:
+            return await self._receive()
+        return await self.reader.receive()
+
+    async def send(self, message: Message) -> None:
+        """The app's ``send``."""
+        kind = message["type"]
+        if kind == "websocket.send":
+            if self._state is State.CONNECTING:
+                # Let the server report the protocol error in its own words.
+                await self.server_send(message)
+                return
+            size = payload_size(message)
+            gate = self.gate
+            if self.session is not None and gate.open:
+                self.session.buffer.append(message, size)
+            started = gate.write_now(message)  # usually True: out at once, nothing to await
+            if started is False:
+                await gate.send(message, size)
+            elif started is not True:
+                await gate.finish_write(started, message, size)
+            traffic = self.traffic
+            traffic.messages_out += 1
+            traffic.bytes_out += size
+            if started is True:
+                # A send loop whose writes all complete at once never lets the loop run, and
+                # so never learns that its peer left: hypercorn turns sends to a closed socket
+                # into silent no-ops, and only our reader would see the disconnect. Give the
+                # loop a turn every SEND_BURST writes that did not wait.
+                self._burst += 1
+                if self._burst >= SEND_BURST:
+                    self._burst = 0
+                    await asyncio.sleep(0)
+        elif kind == "websocket.accept" and self._state is State.CONNECTING:
+            if self._pending_close is not None:
+                code, reason, _ = self._pending_close
+                self._to(State.REFUSED)
+                await self.server_send({"type": "websocket.close", "code": code, "reason": reason})
+                raise ConnectionGoneError(
+                    f"websocket was closed ({code}) before the app accepted it", code=code
+                )
+            await self.server_send(message)
+            self._opened()
+            await self.port.connected(self)
+        elif kind == "websocket.close":
+            if self._state is State.CONNECTING:
+                self._to(State.REFUSED)
+                await self.server_send(message)
+                return
+            code = int(message.get("code") or CloseCode.NORMAL)
+            reason = message.get("reason") or ""
+            if self.gate.close_nowait(code, reason):
+                self.mark_closing(code, reason, "app")
+                await self.gate.flush(CLOSE_TIMEOUT)
+        else:
+            if kind.startswith("websocket.http.response") and self._state is State.CONNECTING:
+                self._to(State.REFUSED)
+            await self.server_send(message)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def _opened(self) -> None:
+        self._to(State.OPEN)
+        self.accepted_at = time.monotonic()
+        # Right after accept, before any new message (the gate keeps order): an opted-in
+        # socket's session frame and its replay, cut with no await before the socket counts
+        # as open, so that no message falls between the two.
+        for frame in self.port.opened(self):
+            self.gate.send_nowait(frame, payload_size(frame))
+
+    @property
+    def beating(self) -> bool:
+        """Whether this socket gets the text heartbeat (pings, and 4408 when silent)."""
+        return self._beating
+
+    def start_beating(self) -> None:
+        """Send this socket the text heartbeat from now on."""
+        self._beating = True
+        now = self.port.clock_now()
+        self.heartbeat.last_seen = now
+        self.port.watch(self, now + self.heartbeat.interval)
+
+    def watch(self, deadline: float) -> None:
+        """Look at the heartbeat again at ``deadline`` (lag-adjusted clock)."""
+        self.port.watch(self, deadline)
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def mark_closing(self, code: int, reason: str, by: str) -> None:
+        """Record the close (the first one counts) and move ``OPEN`` to ``CLOSING``."""
+        if self.close_code is None:
+            self.close_code = int(code)
+            self.close_reason = reason
+            self.closed_by = by
+        if self._state is State.OPEN:
+            self._to(State.CLOSING)
+
+    def shed(self, code: int, reason: str, *, by: str = "middleware", discard: bool = True) -> bool:
+        """Stop serving this connection at once; the close frame is queued separately.
+
+        No more frames are taken; the outbox is emptied (with ``discard``; a drain keeps what
+        was handed over) and its user data stops counting; the app still gets the messages
+        already in its inbox, then the disconnect with ``code``. Returns ``False`` when the
+        connection was closing already.
+        """
+        if self._state is State.CONNECTING:
+            # Still in its handshake: the app's accept will be turned into a refusal.
+            if self._pending_close is not None:
+                return False
+            self._pending_close = (code, reason, by)
+            return True
+        if self._state is not State.OPEN or not self.gate.seal(code, reason, discard=discard):
+            return False
+        self.mark_closing(code, reason, by)
+        self.inbox.finish({"type": "websocket.disconnect", "code": code, "reason": reason})
+        if discard:
+            self.user_data.release()
+        self.reader.interrupt()
+        return True
+
+    def abort(self, code: int, reason: str) -> None:
+        """The middleware ends the connection: close frame out next, the app sees the code."""
+        if self.shed(code, reason):
+            self.gate.queue_close()
+
+    def mark_refused(self) -> bool:
+        """The handshake is being refused (``CONNECTING`` to ``REFUSED``)."""
+        return self._to(State.REFUSED)
+
+    async def wait_gone(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the peer's side to end (its close reply)."""
+        if self.finished:
+            return
+        loop = asyncio.get_running_loop()
+        gone = self._gone = loop.create_future()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(gone), max(0.0, timeout))
+
+    def abandon(self) -> None:
+        """Give everything back at once: the handler is done (or never ran)."""
+        self.reader.stop()
+        self.gate.abandon()
+        self._finish()
+        self.inbox.clear()
+
+    def peer_left(self, message: Message) -> None:
+        """The server reported the disconnect in ``message``."""
+        self.gate.mark_gone()
+        if self.close_code is None:
+            self.close_code = int(message.get("code") or CloseCode.NORMAL)
+            self.close_reason = message.get("reason") or ""
+            self.closed_by = "client"
+        self.inbox.finish(message)
+        self._finish()
+
+    def _transport_failed(self, exc: BaseException) -> None:
+        self.log.debug("transport_failed", error=type(exc).__name__)
+        if self.gate.timed_out:
+            # Not the peer's doing as far as the server knows: the middleware ends it (and
+            # hands the server this close when the handler returns, see ``_end``).
+            self.mark_closing(*SEND_TIMED_OUT, "middleware")
+            code, reason = SEND_TIMED_OUT
+        else:
+            code, reason = 1006, ""
+        self.peer_left({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.reader.interrupt()
+
+    def _finish(self) -> None:
+        if not self._to(State.CLOSED):
+            return
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
+        self.inbox.finish({"type": "websocket.disconnect", "code": self.close_code or 1006})
+        self.user_data.release()
+        self.port.finished(self)
+
+    # -- memory -----------------------------------------------------------------------------
+
+    @property
+    def memory_used(self) -> int:
+        """Bytes of user data, outbox and inbox held for this connection."""
+        return self.user_data.bytes + self.gate.queued_bytes + self.inbox.bytes
+
+    # -- heartbeat hooks (called by the scheduler) ------------------------------------------
+
+    def send_ping(self) -> None:
+        """Queue the heartbeat ping."""
+        if self.gate.send_nowait(self.port.texts.ping):
+            self.port.events.ping_sent()
+
+    def heartbeat_expired(self) -> None:
+        """No frame came within ``heartbeat_timeout`` of a ping: close 4408."""
+        if self.close_code is not None or self.finished:
+            return
+        self.port.events.heartbeat_timeout(
+            self.log,
+            client_id=self.client_id,
+            interval=self.heartbeat.interval,
+            timeout=self.heartbeat.timeout,
+        )
+        self.abort(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+        # The peer may never answer our close: stop counting it as connected now.
+        self._finish()

@@ -1,0 +1,352 @@
+"""The gate: the one path from the middleware and the app to the server's ``send()``.
+
+Every frame for a socket passes through its gate, one at a time and in the order it was handed
+over: concurrent ``send()`` calls crash uvicorn's legacy implementation under write backpressure
+(``AssertionError`` from ``websockets.legacy.protocol._drain_helper``) and are unordered
+elsewhere. The gate also remembers that a close went out, so every close is idempotent, and turns
+a transport error into "gone".
+
+Frames queued without waiting (pings, hub sends) form the **outbox**, bounded in bytes. A write
+that takes longer than ``send_timeout`` marks the socket gone: a peer that stopped reading must
+not hold a sender forever.
+
+Writes are started synchronously, by stepping the server's ``send()`` once by hand; only a write
+that really blocks gets a writer task and a timeout (writer.py drives the server's ``send()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from starlette.types import Message, Send
+
+from ..core.memory import Meter
+from ..errors import ConnectionGoneError
+from .backlog import Backlog, Item
+from .writer import Resume, finish, start
+
+GIVE_UP_WAIT = 1.0
+"""Seconds ``give_up`` waits for a cancelled write to unwind out of the server's send."""
+
+
+class Gate(Backlog):
+    """Ordered, close-once access to one socket's ``send``, with a byte-bounded outbox.
+
+    The frames waiting and their bytes are kept by ``Backlog`` (backlog.py), which this extends.
+    """
+
+    __slots__ = (
+        "_close_queued",
+        "_on_gone",
+        "_send",
+        "_send_timeout",
+        "_writer",
+        "close_code",
+        "close_reason",
+        "close_written",
+        "gone",
+        "timed_out",
+    )
+
+    def __init__(
+        self,
+        send: Send,
+        on_gone: Callable[[BaseException], None],
+        *,
+        send_timeout: float | None = None,
+        meter: Meter | None = None,
+    ) -> None:
+        super().__init__(meter if meter is not None else Meter())
+        self._send = send
+        self._on_gone = on_gone
+        self._send_timeout = send_timeout
+        self._writer: asyncio.Task[None] | None = None
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.close_written = False
+        self._close_queued = False
+        self.gone = False
+        self.timed_out = False
+
+    @property
+    def open(self) -> bool:
+        """Whether data frames may still be sent."""
+        return self.close_code is None and not self.gone
+
+    @property
+    def writer(self) -> asyncio.Task[None] | None:
+        """The writer task, while a blocked backlog is being written."""
+        return self._writer
+
+    def _refuse(self) -> ConnectionGoneError:
+        if self.close_code is not None:
+            return ConnectionGoneError(
+                f"websocket is closed (code {self.close_code})", code=self.close_code
+            )
+        if self.timed_out:
+            return ConnectionGoneError("websocket send timed out: the peer is not reading")
+        return ConnectionGoneError("websocket peer has gone")
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def send(self, message: Message, size: int = 0) -> None:
+        """Send a frame after every frame handed over before it.
+
+        Raises:
+            ConnectionGoneError: the socket is closed or its peer has gone; stop sending.
+        """
+        if self.close_code is not None or self.gone:
+            raise self._refuse()
+        if self._busy or self._queue:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._append(Item(message, size, done, False))
+            self._kick()
+            await done
+            return
+        self._busy = True
+        try:
+            blocked = self._start(message)
+        finally:
+            self._busy = False
+        if blocked is None:
+            if self._queue or self._idle_waiters:
+                self._kick()
+            return
+        # The server made us wait (backpressure): count the frame as held until it is out.
+        self._busy = True
+        await self.finish_write(blocked, message, size)
+
+    def write_now(self, message: Message) -> Resume | bool:
+        """Start writing a frame at once if the gate is idle (the app's fast path).
+
+        Returns ``True`` when the frame is out; ``False`` (nothing written) when the gate is
+        busy, has a backlog or is closed: then ``await send()``; or, when the server has to
+        wait, the rest of the write: ``await finish_write(it, message, size)``.
+
+        Raises:
+            ConnectionGoneError: the server reported the socket gone.
+        """
+        if self._busy or self._queue or self.close_code is not None or self.gone:
+            return False
+        blocked = self._start(message)
+        if blocked is None:
+            return True
+        self._busy = True  # until finish_write: later frames queue behind this one
+        return blocked
+
+    async def finish_write(self, blocked: Resume, message: Message, size: int) -> None:
+        """Finish a write that ``write_now`` started and the server made wait."""
+        self._account(size)
+        try:
+            await self._finish(blocked, message)
+        finally:
+            self._busy = False
+            self._account(-size)
+            self._kick()
+
+    def send_nowait(self, message: Message, size: int = 0, *, droppable: bool = False) -> bool:
+        """Hand over a frame without waiting; ``False`` when the socket takes no more.
+
+        An idle gate writes it at once when the server can take it without waiting; otherwise
+        it joins the outbox. ``droppable`` frames (hub sends) may be removed again by
+        ``drop_oldest``; control frames (pings, pongs) may not.
+        """
+        if not self.open:
+            return False
+        if self._busy or self._queue:
+            self._append(Item(message, size, None, droppable))
+            self._kick()
+            return True
+        try:
+            blocked = self._start(message)
+        except ConnectionGoneError:
+            return True  # handed over; the socket turned out to be gone (on_gone was told)
+        if blocked is not None:
+            self._busy = True
+            self._account(size)
+            self._writer = asyncio.get_running_loop().create_task(
+                self._drain(blocked, message, size), name="asgi_ws_stabilizer:writer"
+            )
+        return True
+
+    def send_once(self, message: Message, size: int = 0) -> bool:
+        """``send_nowait``, unless this very frame is still waiting to be written.
+
+        For pongs: one waiting pong answers any number of pings (RFC 6455 section 5.5.3 lets
+        a pong answer only the latest ping), so a client that floods pings and never reads
+        holds at most one pong in the outbox, not one per ping.
+        """
+        if self._once is message:
+            return True
+        if self.open and (self._busy or self._queue):
+            self._once = message  # it will wait in the outbox (send_nowait queues it)
+        return self.send_nowait(message, size)
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def seal(self, code: int, reason: str = "", *, discard: bool = False) -> bool:
+        """Take no more data frames; the close frame follows with ``queue_close``.
+
+        Returns ``False`` when the gate was sealed already or the peer left. With ``discard``,
+        frames still waiting are dropped (their senders get ``ConnectionGoneError``).
+        """
+        if self.close_code is not None or self.gone:
+            return False
+        self.close_code = code
+        self.close_reason = reason
+        if discard:
+            self._fail_queued(self._refuse)
+        return True
+
+    def queue_close(self) -> bool:
+        """Queue the close frame of a sealed gate (once); ``False`` if not sealed or done."""
+        if self.close_code is None or self.gone or self._close_queued:
+            return False
+        self._close_queued = True
+        message = {"type": "websocket.close", "code": self.close_code, "reason": self.close_reason}
+        self._append(Item(message, 0, None, False))
+        self._kick()
+        return True
+
+    def close_nowait(self, code: int, reason: str = "", *, discard: bool = False) -> bool:
+        """Seal and queue the close frame; ``False`` when already closing or the peer left.
+
+        With ``discard``, frames still waiting are dropped so the close goes out next: used
+        when the middleware ends a connection that will not be served any further.
+        """
+        if not self.seal(code, reason, discard=discard):
+            return False
+        return self.queue_close()
+
+    async def give_up(self) -> None:
+        """Stop waiting for a blocked write (the peer stopped reading) and hand the close
+        frame that waited behind it to the server anyway (``hand_over_close``)."""
+        close = None
+        if self._close_queued and self.close_code is not None and not self.gone:
+            close = (self.close_code, self.close_reason)
+        writer = self._writer
+        self.abandon()
+        if writer is not None and not writer.done():
+            # Let it unwind out of the server's send first: that releases the server's own
+            # send lock (hypercorn), so the close frame can be written behind the data.
+            await asyncio.wait({writer}, timeout=GIVE_UP_WAIT)
+        if close is not None:
+            self.hand_over_close(*close)
+
+    def hand_over_close(self, code: int, reason: str = "") -> None:
+        """Give the server a close frame without waiting for it to be written.
+
+        Servers take the close at once: hypercorn marks the socket closed before it writes,
+        so it no longer closes 1011 ("internal error") when the handler returns; it writes the
+        frame behind the data already in its buffers, for the peer to read if it ever reads
+        again. If the write has to wait, that wait is cancelled as a task cancellation would
+        be (the future it waits on first), and nothing is awaited here.
+        """
+        if self.close_written:
+            return
+        message = {"type": "websocket.close", "code": code, "reason": reason}
+        try:
+            blocked = start(self._send, message)
+            if blocked is None:
+                self.close_written = True
+                return
+            blocked.cancel()
+        except Exception:  # the server has let go of the socket itself: nothing to hand over
+            return
+
+    def mark_gone(self) -> None:
+        """The peer has gone: drop the backlog, refuse further frames."""
+        if self.gone:
+            return
+        self.gone = True
+        self._fail_queued(self._refuse)
+
+    def abandon(self) -> None:
+        """Stop the writer and drop the backlog (teardown after the app has returned)."""
+        self._fail_queued(self._refuse)
+        if self._writer is not None:
+            self._writer.cancel()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if not self._queue:
+            if not self._busy:
+                self._wake_idle()
+        elif not self._busy and self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(
+                self._drain(None, None, 0), name="asgi_ws_stabilizer:writer"
+            )
+
+    async def _drain(self, blocked: Resume | None, message: Message | None, size: int) -> None:
+        """Finish a blocked write (if any), then write the backlog in order."""
+        try:
+            if blocked is not None and message is not None:
+                try:
+                    await self._finish(blocked, message)
+                except Exception:
+                    pass  # gone: _went() has told the connection
+                finally:
+                    self._busy = False
+                    self._account(-size)
+            queue = self._queue
+            while queue:
+                item = queue.popleft()
+                if item.message is self._once:
+                    self._once = None
+                done = item.done
+                self._busy = True
+                try:
+                    blocked = self._start(item.message)
+                    if blocked is not None:
+                        await self._finish(blocked, item.message)
+                except Exception as exc:  # gone, or an invalid frame its sender must hear of
+                    if done is not None and not done.done():
+                        done.set_exception(exc)
+                else:
+                    if done is not None and not done.done():
+                        done.set_result(None)
+                finally:
+                    self._busy = False
+                    self._account(-item.size)
+                queue = self._queue
+        finally:
+            self._writer = None
+            self._wake_idle()
+
+    def _start(self, message: Message) -> Resume | None:
+        """Step the server's ``send`` once: ``None`` if the frame is out, else the rest."""
+        if self.gone or self.close_written:
+            raise self._refuse()
+        try:
+            blocked = start(self._send, message)
+        except (OSError, RuntimeError) as exc:
+            raise self._failed(exc, message) from exc
+        if blocked is None and message["type"] == "websocket.close":
+            self.close_written = True
+        return blocked
+
+    async def _finish(self, blocked: Resume, message: Message) -> None:
+        """Await the rest of a write that blocked, within ``send_timeout``."""
+        try:
+            await finish(blocked, self._send_timeout, self._timed_out)
+        except (OSError, RuntimeError) as exc:
+            raise self._failed(exc, message) from exc
+        if message["type"] == "websocket.close":
+            self.close_written = True
+
+    def _failed(self, exc: BaseException, message: Message) -> BaseException:
+        # ASGI 2.4: a send on a closed connection raises an OSError subclass (uvicorn's
+        # ClientDisconnected); servers raise RuntimeError for a send after their own close
+        # (uvicorn) or after the transport went away (granian). A timeout is an OSError too.
+        if isinstance(exc, OSError) or message["type"] in ("websocket.send", "websocket.close"):
+            if not self.gone:
+                self.mark_gone()
+                self._on_gone(exc)
+            return self._refuse()
+        return exc
+
+    def _timed_out(self) -> None:
+        # finish() calls this when send_timeout ran out, before it raises TimeoutError.
+        self.timed_out = True

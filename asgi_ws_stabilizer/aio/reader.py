@@ -1,0 +1,303 @@
+"""Reading one socket: inline by the app, or by the pump.
+
+Someone must always be reading the server's ``receive()``, or pongs and disconnects go unseen
+(uvicorn stops reading a socket until the app calls ``receive()``). When the app is waiting in
+``receive()``, it reads the server itself ("inline"): no task switch per message, and no pump task
+for a socket whose handler sits in ``receive()``. Whenever a message has been handed to the app
+and the app is not back in ``receive()`` soon (aio/readers.py), the pump task takes over and feeds
+the bounded inbox, until the app waits on the inbox again. Only one of the two ever awaits the
+server's ``receive()`` at a time (``reading``).
+
+Every inbound message is classified by ``InboundRules`` (core/inbound.py); the reader acts on it:
+heartbeat frames are answered and hidden, data goes to the app, a message over a limit ends the
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any, Protocol
+
+from starlette.types import Message, Receive
+
+from ..codes import CloseCode
+from ..config.settings import StabilizerSettings
+from ..core.heartbeat import HeartbeatState
+from ..core.inbound import Inbound, InboundRules
+from ..core.ratelimit import TokenBucket
+from ..observe.events import Events
+from ..observe.log import EventLog
+from ..observe.traffic import Traffic
+from .gate import Gate
+from .inbox import Inbox
+from .port import HeartbeatTexts
+from .readers import ReaderWatch
+
+INLINE_READS = sys.version_info >= (3, 11)
+"""Whether the app may read the server inline: it relies on ``Task.uncancel`` (3.11+) to tell
+our own interruption of that read from a cancellation of the app."""
+
+DISCONNECTED: Message = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+
+
+class ReaderServices(Protocol):
+    """What the reader needs of the hub (the hub's ``HubPort`` has all of it)."""
+
+    @property
+    def events(self) -> Events: ...
+    @property
+    def readers(self) -> ReaderWatch: ...
+    @property
+    def texts(self) -> HeartbeatTexts: ...
+    @property
+    def rules(self) -> InboundRules: ...
+    @property
+    def settings(self) -> StabilizerSettings: ...
+
+    def clock_now(self) -> float: ...
+    def clock_at(self, loop_time: float) -> float: ...
+    def grew(self) -> None: ...
+
+
+class Reading(Protocol):
+    """What the reader needs of its connection."""
+
+    heartbeat: HeartbeatState
+    traffic: Traffic
+    last_active: float
+
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def log(self) -> EventLog: ...
+    @property
+    def beating(self) -> bool: ...
+    @property
+    def closing(self) -> bool: ...
+    @property
+    def finished(self) -> bool: ...
+
+    def start_beating(self) -> None: ...
+    def watch(self, deadline: float) -> None: ...
+    def peer_left(self, message: Message) -> None: ...
+    def abort(self, code: int, reason: str) -> None: ...
+
+
+class Reader:
+    """The reading side of one connection."""
+
+    __slots__ = (
+        "_bucket",
+        "_gate",
+        "_interrupted",
+        "_loop",
+        "_pump_task",
+        "_receive",
+        "_services",
+        "_task",
+        "connection",
+        "inbox",
+        "reading",
+    )
+
+    def __init__(
+        self,
+        connection: Reading,
+        receive: Receive,
+        inbox: Inbox,
+        gate: Gate,
+        services: ReaderServices,
+    ) -> None:
+        self.connection = connection
+        self._receive = receive
+        self.inbox = inbox
+        self._gate = gate
+        self._services = services
+        self._loop = asyncio.get_running_loop()
+        settings = services.settings
+        self._bucket = (
+            TokenBucket(settings.rate_limit, settings.burst, self._loop.time())
+            if settings.rate_limit is not None
+            else None
+        )
+        """This socket's rate limit (``rate_limit``), if any."""
+        self.reading = False
+        """Whether the app (inline) or the pump awaits the server's ``receive()`` now."""
+        self._task: asyncio.Task[Any] | None = None
+        self._interrupted = False
+        self._pump_task: asyncio.Task[None] | None = None
+
+    async def receive(self) -> Message:
+        """The app's ``receive`` once the socket is open."""
+        inbox = self.inbox
+        if self.reading or not INLINE_READS or not inbox.idle():
+            return await inbox.get()
+        # Nobody reads the server now: the app reads it itself.
+        self._services.readers.discard(self)
+        task = asyncio.current_task(self._loop)  # with the loop given: 3x cheaper on 3.11
+        self.reading = True
+        self._task = task
+        try:
+            while not inbox.finished:
+                try:
+                    message = await self._receive()
+                except asyncio.CancelledError:
+                    if not self._interrupted or task is None:
+                        raise
+                    # Our own interruption (the middleware ended the connection meanwhile),
+                    # not a cancellation of the app: swallow it and hand over the disconnect.
+                    self._interrupted = False
+                    if sys.version_info >= (3, 11):
+                        task.uncancel()
+                    break
+                except Exception as exc:
+                    self._receive_failed(exc)
+                    break
+                if self.inbound(message) >= 0:
+                    self._services.readers.add(self)
+                    return message
+        finally:
+            self.reading = False
+            self._task = None
+        return await inbox.get()  # the disconnect (no one reads after it: the server closes)
+
+    def inbound(self, message: Message) -> int:
+        """Act on one server message; its payload size if the app should get it, else -1."""
+        kind = message["type"]
+        if kind != "websocket.receive":
+            if kind == "websocket.disconnect":
+                self.connection.peer_left(message)
+            return -1
+        connection = self.connection
+        services = self._services
+        heartbeat = connection.heartbeat
+        raw = self._loop.time()
+        beating = connection.beating
+        now = 0.0
+        if beating:
+            now = services.clock_at(raw)
+            if heartbeat.ping_sent_at is not None:
+                # A sign of life after our ping: the next ping is due an interval after it,
+                # not when the ping's timeout would have run out (with timeout > interval,
+                # pings would come every timeout, past a proxy's idle limit).
+                connection.watch(now + heartbeat.interval)
+        rules = services.rules
+        what, size = rules.classify(
+            message, raw, self._bucket, beating=beating, closing=connection.closing
+        )
+        if what is Inbound.PONG:
+            rtt = heartbeat.saw_pong(now)
+            if rtt is not None:
+                services.events.rtt(rtt)
+            return -1
+        if beating:
+            heartbeat.last_seen = now  # HeartbeatState.saw_frame, inlined: once per message
+            heartbeat.ping_sent_at = None
+        if what is Inbound.DATA:
+            connection.last_active = raw
+            traffic = connection.traffic
+            traffic.messages_in += 1
+            traffic.bytes_in += size
+            return size
+        if what is Inbound.PING:
+            if not beating:
+                # A client that pings us speaks the text heartbeat: it gets ours too.
+                connection.start_beating()
+            # A pong is only queued while the outbox has room, and one waiting pong answers
+            # every ping behind it: a ping flood from a client that never reads must not grow
+            # the outbox unseen.
+            texts = services.texts
+            room = services.settings.max_send_queue
+            if room is None or self._gate.queued_bytes + texts.pong_size <= room:
+                self._gate.send_once(texts.pong, texts.pong_size)
+        elif what is Inbound.RATE_LIMITED:
+            settings = services.settings
+            services.events.rate_limited(
+                connection.log,
+                client_id=connection.client_id,
+                rate_limit=settings.rate_limit,
+                burst=settings.burst,
+            )
+            connection.abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
+        elif what is Inbound.TOO_BIG:
+            connection.last_active = raw
+            limit = rules.max_size
+            services.events.oversized(connection.log, size=size, limit=limit or 0)
+            connection.abort(
+                CloseCode.MESSAGE_TOO_BIG,
+                f"message of {size} bytes exceeds limit of {limit} bytes",
+            )
+        return -1
+
+    def interrupt(self) -> None:
+        """Wake an app blocked in an inline read, so it gets the disconnect now."""
+        task = self._task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            self._interrupted = True
+            task.cancel()
+
+    def check_reader(self) -> None:
+        """Start the pump unless the app reads inline now (see aio/readers.py)."""
+        if not self.reading and not self.connection.finished:
+            self.start_pump()
+
+    def start_pump(self) -> None:
+        """Read the server in a task of its own, into the inbox."""
+        # Also while closing (the app has been told): the reads then only drop data, and keep
+        # the server's queue moving so that the client's close reply gets through.
+        if self._pump_task is None and not self.connection.finished:
+            self.reading = True
+            self._pump_task = self._loop.create_task(self._pump(), name="asgi_ws_stabilizer:pump")
+
+    @property
+    def pumping(self) -> bool:
+        """Whether the pump task reads the socket now."""
+        return self._pump_task is not None
+
+    def stop(self) -> None:
+        """Cancel the pump, if it runs."""
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            self._pump_task = None
+
+    async def _pump(self) -> None:
+        receive = self._receive
+        inbox = self.inbox
+        connection = self.connection
+        heartbeat = connection.heartbeat
+        try:
+            while True:
+                message = await receive()
+                size = self.inbound(message)
+                if size >= 0:
+                    app_waits = inbox.awaited()
+                    if inbox.full():
+                        # The app, not the peer, is slow: stop reading (the server's own flow
+                        # control takes over) and do not time the peer out meanwhile.
+                        heartbeat.paused = True
+                        try:
+                            await inbox.put(message, size)
+                        finally:
+                            heartbeat.paused = False
+                            heartbeat.saw_frame(self._services.clock_now())
+                    else:
+                        inbox.put_nowait(message, size)
+                    if size:
+                        self._services.grew()
+                    if INLINE_READS and app_waits and not connection.closing:
+                        return  # the app waits in receive(): it reads inline from here on
+                if connection.finished and message["type"] == "websocket.disconnect":
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._receive_failed(exc)
+        finally:
+            self.reading = False
+            self._pump_task = None
+
+    def _receive_failed(self, exc: Exception) -> None:
+        """The server's ``receive()`` raised: the socket is unusable, as if the peer left."""
+        self.connection.log.debug("receive_failed", error=type(exc).__name__)
+        self.connection.peer_left(DISCONNECTED)

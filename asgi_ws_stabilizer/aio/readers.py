@@ -1,0 +1,55 @@
+"""The reader watch: one timer that makes sure someone reads every socket.
+
+uvicorn stops reading a socket until the app calls ``receive()``, so pongs and disconnects would
+go unseen while an app is busy. A socket whose app got a message is put here; a few milliseconds
+later (one timer for all sockets, not a callback each) every socket whose app has not come back
+to ``receive()`` gets a pump (aio/reader.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+READER_CHECK_DELAY = 0.01
+"""Seconds after which a socket whose app has not come back to receive() gets a pump."""
+
+
+class Attended(Protocol):
+    """A socket's reader, as the watch sees it."""
+
+    def check_reader(self) -> None:
+        """Start a pump unless someone reads the socket now."""
+        ...
+
+
+class ReaderWatch:
+    """Readers whose app may not be back in ``receive()``, looked at by one timer."""
+
+    __slots__ = ("_timer", "unread")
+
+    def __init__(self) -> None:
+        self.unread: set[Attended] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def armed(self) -> asyncio.TimerHandle | None:
+        """The pending check's timer, if one is armed."""
+        return self._timer
+
+    def add(self, reader: Attended) -> None:
+        """``reader``'s app got a message and may not come back to ``receive()`` soon."""
+        self.unread.add(reader)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(READER_CHECK_DELAY, self._check)
+
+    def discard(self, reader: Attended) -> None:
+        """``reader``'s app is back in ``receive()`` (or its socket is gone)."""
+        self.unread.discard(reader)
+
+    def _check(self) -> None:
+        self._timer = None
+        pending = list(self.unread)
+        self.unread.clear()
+        for reader in pending:
+            reader.check_reader()
