@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import scenarios
+from . import scenarios, server
 from .scenarios import Sizes
 from .server import CLIENT_CORE, Server, can_pin
 
@@ -237,11 +237,16 @@ def markdown(report: dict[str, Any]) -> str:
 
     for scenario, by_subject in results.items():
         subjects = list(by_subject)
+        ratios = [("ours", "bare"), *([("ours", "before")] if "before" in subjects else [])]
         lines += [
             f"### {scenario}",
             "",
-            "| figure | " + " | ".join(subjects) + " | ours/bare |",
-            "|---|" + "---|" * (len(subjects) + 1),
+            "| figure | "
+            + " | ".join(subjects)
+            + " | "
+            + " | ".join(f"{a}/{b}" for a, b in ratios)
+            + " |",
+            "|---|" + "---|" * (len(subjects) + len(ratios)),
         ]
         keys: list[str] = []
         per: dict[str, dict[str, Any]] = {}
@@ -252,12 +257,13 @@ def markdown(report: dict[str, Any]) -> str:
             keys += [k for k, _ in rows if k not in keys]
         for key in keys:
             cells = [per[s].get(key) for s in subjects]
-            r = (
-                ratio(per.get("ours", {}).get(key), per.get("bare", {}).get(key))
-                if all(isinstance(per.get(s, {}).get(key), int | float) for s in ("ours", "bare"))
+            shown = [
+                ratio(per.get(a, {}).get(key), per.get(b, {}).get(key))
+                if all(isinstance(per.get(s, {}).get(key), int | float) for s in (a, b))
                 else None
-            )
-            lines.append(f"| {key} | " + " | ".join(_fmt(c) for c in cells) + f" | {_fmt(r)} |")
+                for a, b in ratios
+            ]
+            lines.append(f"| {key} | " + " | ".join(_fmt(c) for c in [*cells, *shown]) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -278,10 +284,20 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--subjects", default=",".join(SUBJECTS))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout of an earlier version: adds the subject `before` (its `ours` app), "
+        "measured in the same run, and an ours/before column",
+    )
     args = parser.parse_args(argv)
     sizes = scenarios.SMOKE if args.smoke else scenarios.QUICK if args.quick else scenarios.FULL
     fast_heartbeat = args.smoke
     subjects = [s for s in args.subjects.split(",") if s]
+    if args.baseline is not None:
+        server.BASELINE = args.baseline.resolve()
+        if "before" not in subjects:
+            subjects.append("before")
     skipped = [s for s in subjects if not available(s)]
     subjects = [s for s in subjects if s not in skipped]
     if can_pin():

@@ -16,6 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVER_CORE = 0
 CLIENT_CORE = 1
 
+BASELINE: Path | None = None
+"""A checkout of an earlier version (``run.py --baseline``): the ``before`` subject serves its
+``ours`` app, for a before/after comparison in one run."""
+
 
 def can_pin() -> bool:
     """Two cores and taskset: server on one, clients on the other."""
@@ -40,7 +44,12 @@ class Server:
 
     def __enter__(self) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("WS_STABILIZER_")}
-        env.update({"BENCH_SUBJECT": self.subject, "PYTHONPATH": str(ROOT)}, **self.env)
+        root, subject = ROOT, self.subject
+        if subject == "before":
+            if BASELINE is None:
+                raise RuntimeError("the before subject needs --baseline PATH")
+            root, subject = BASELINE, "ours"
+        env.update({"BENCH_SUBJECT": subject, "PYTHONPATH": str(root)}, **self.env)
         command = [
             sys.executable, "-m", "uvicorn", "benchmarks.apps:app",
             "--host", "127.0.0.1", "--port", str(self.port),
@@ -49,7 +58,7 @@ class Server:
         ]  # fmt: skip
         if can_pin():
             command = ["taskset", "-c", str(SERVER_CORE), *command]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=env)
+        self.process = subprocess.Popen(command, cwd=root, env=env)
         deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):

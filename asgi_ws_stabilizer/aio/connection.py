@@ -21,6 +21,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import Message, Receive, Send
@@ -47,16 +48,19 @@ SEND_TIMED_OUT = (int(CloseCode.TRY_AGAIN_LATER), "slow consumer: send timed out
 """The close of a socket whose write did not finish within ``send_timeout``."""
 
 
+async def _ready(message: Message) -> Message:
+    return message
+
+
 def new_id() -> str:
     """A fresh random id (connection and generated client ids)."""
     return secrets.token_hex(8)
 
 
-class Connection:
+class Connection(Reader):
     """The middleware's side of one WebSocket."""
 
     __slots__ = (
-        "_beating",
         "_burst",
         "_connect_message",
         "_gone",
@@ -64,6 +68,7 @@ class Connection:
         "_receive",
         "_state",
         "accepted_at",
+        "beating",
         "binding",
         "client_id",
         "close_code",
@@ -75,10 +80,8 @@ class Connection:
         "groups",
         "heartbeat",
         "inbox",
-        "last_active",
         "path",
         "port",
-        "reader",
         "remote_ip",
         "scope",
         "server_send",
@@ -87,6 +90,9 @@ class Connection:
         "traffic",
         "user_data",
     )
+
+    port: HubPort[Connection]
+    """All the connection may ask of the hub."""
 
     def __init__(
         self,
@@ -122,14 +128,13 @@ class Connection:
             send, self._transport_failed, send_timeout=settings.send_timeout, meter=port.meter
         )
         self.inbox = Inbox(settings.receive_queue_size, port.meter)
-        self.reader = Reader(self, receive, self.inbox, self.gate, port)
+        self._start_reader()
         self.heartbeat = HeartbeatState(
             settings.heartbeat_interval or 0.0, settings.heartbeat_timeout, 0.0
         )
-        self._beating = False
-        """Whether this socket gets the text heartbeat (pings, 4408): see ``start_beating``."""
+        self.beating = False
+        """Whether this socket gets the text heartbeat (pings, and 4408 when silent)."""
         self._burst = 0
-        self.last_active = asyncio.get_running_loop().time()
         self.accepted_at: float | None = None
         self.close_code: int | None = None
         self.close_reason = ""
@@ -171,27 +176,23 @@ class Connection:
         return self._state is State.CLOSED
 
     @property
-    def closing(self) -> bool:
-        """Whether a close is under way or done (its code is known)."""
-        return self.close_code is not None
-
-    @property
     def log(self) -> EventLog:
         """The hub's log with this connection's id on every event."""
         return self.port.log.bind(connection_id=self.connection_id)
 
     # -- the app's view ---------------------------------------------------------------------
 
-    async def receive(self) -> Message:
-        """The app's ``receive``."""
+    def receive(self) -> Awaitable[Message]:
+        """The app's ``receive``: the awaitable of whoever reads now (no coroutine of its own
+        around it, so a message costs no extra frame)."""
         message = self._connect_message
         if message is not None:
             self._connect_message = None
-            return message
+            return _ready(message)
         state = self._state
         if state is State.CONNECTING or state is State.REFUSED:
-            return await self._receive()
-        return await self.reader.receive()
+            return self._receive()
+        return self.read()
 
     async def send(self, message: Message) -> None:
         """The app's ``send``."""
@@ -259,14 +260,9 @@ class Connection:
         for frame in self.port.opened(self):
             self.gate.send_nowait(frame, payload_size(frame))
 
-    @property
-    def beating(self) -> bool:
-        """Whether this socket gets the text heartbeat (pings, and 4408 when silent)."""
-        return self._beating
-
     def start_beating(self) -> None:
         """Send this socket the text heartbeat from now on."""
-        self._beating = True
+        self.beating = True
         now = self.port.clock_now()
         self.heartbeat.last_seen = now
         self.port.watch(self, now + self.heartbeat.interval)
@@ -306,7 +302,7 @@ class Connection:
         self.inbox.finish({"type": "websocket.disconnect", "code": code, "reason": reason})
         if discard:
             self.user_data.release()
-        self.reader.interrupt()
+        self.interrupt_read()
         return True
 
     def abort(self, code: int, reason: str) -> None:
@@ -329,7 +325,7 @@ class Connection:
 
     def abandon(self) -> None:
         """Give everything back at once: the handler is done (or never ran)."""
-        self.reader.stop()
+        self.stop_pump()
         self.gate.abandon()
         self._finish()
         self.inbox.clear()
@@ -354,7 +350,7 @@ class Connection:
         else:
             code, reason = 1006, ""
         self.peer_left({"type": "websocket.disconnect", "code": code, "reason": reason})
-        self.reader.interrupt()
+        self.interrupt_read()
 
     def _finish(self) -> None:
         if not self._to(State.CLOSED):

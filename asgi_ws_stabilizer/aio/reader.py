@@ -10,13 +10,14 @@ server's ``receive()`` at a time (``reading``).
 
 Every inbound message is classified by ``InboundRules`` (core/inbound.py); the reader acts on it:
 heartbeat frames are answered and hidden, data goes to the app, a message over a limit ends the
-connection.
+self.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from abc import ABC, abstractmethod
 from typing import Any, Protocol
 
 from starlette.types import Message, Receive
@@ -60,62 +61,42 @@ class ReaderServices(Protocol):
     def grew(self) -> None: ...
 
 
-class Reading(Protocol):
-    """What the reader needs of its connection."""
+class Reader(ABC):
+    """The reading side of a connection: ``Connection`` (aio/self.py) is one.
 
-    heartbeat: HeartbeatState
-    traffic: Traffic
-    last_active: float
-
-    @property
-    def client_id(self) -> str: ...
-    @property
-    def log(self) -> EventLog: ...
-    @property
-    def beating(self) -> bool: ...
-    @property
-    def closing(self) -> bool: ...
-    @property
-    def finished(self) -> bool: ...
-
-    def start_beating(self) -> None: ...
-    def watch(self, deadline: float) -> None: ...
-    def peer_left(self, message: Message) -> None: ...
-    def abort(self, code: int, reason: str) -> None: ...
-
-
-class Reader:
-    """The reading side of one connection."""
+    A base class rather than an object of its own: it runs once per inbound message, where an
+    extra object per socket and a hop per message would show in the benchmarks.
+    """
 
     __slots__ = (
         "_bucket",
-        "_gate",
         "_interrupted",
         "_loop",
         "_pump_task",
-        "_receive",
-        "_services",
         "_task",
-        "connection",
-        "inbox",
+        "last_active",
         "reading",
     )
 
-    def __init__(
-        self,
-        connection: Reading,
-        receive: Receive,
-        inbox: Inbox,
-        gate: Gate,
-        services: ReaderServices,
-    ) -> None:
-        self.connection = connection
-        self._receive = receive
-        self.inbox = inbox
-        self._gate = gate
-        self._services = services
+    # Provided by the self.
+    port: ReaderServices
+    inbox: Inbox
+    gate: Gate
+    heartbeat: HeartbeatState
+    traffic: Traffic
+    client_id: str
+    beating: bool
+    """Whether the socket gets our text heartbeat."""
+    close_code: int | None
+    """Known once a close is under way (or done)."""
+    _receive: Receive
+
+    def _start_reader(self) -> None:
+        """Set up the reading side (from the connection's ``__init__``)."""
         self._loop = asyncio.get_running_loop()
-        settings = services.settings
+        self.last_active = self._loop.time()
+        """When the client last sent data (loop time), for ``memory_eviction_policy="lru"``."""
+        settings = self.port.settings
         self._bucket = (
             TokenBucket(settings.rate_limit, settings.burst, self._loop.time())
             if settings.rate_limit is not None
@@ -128,13 +109,39 @@ class Reader:
         self._interrupted = False
         self._pump_task: asyncio.Task[None] | None = None
 
-    async def receive(self) -> Message:
+    @property
+    @abstractmethod
+    def log(self) -> EventLog:
+        """The connection's log."""
+
+    @property
+    @abstractmethod
+    def finished(self) -> bool:
+        """Whether the connection has ended."""
+
+    @abstractmethod
+    def start_beating(self) -> None:
+        """Send the socket the text heartbeat from now on."""
+
+    @abstractmethod
+    def watch(self, deadline: float) -> None:
+        """Look at the heartbeat again at ``deadline``."""
+
+    @abstractmethod
+    def peer_left(self, message: Message) -> None:
+        """The server reported the disconnect in ``message``."""
+
+    @abstractmethod
+    def abort(self, code: int, reason: str) -> None:
+        """End the connection with ``code``: close frame out next."""
+
+    async def read(self) -> Message:
         """The app's ``receive`` once the socket is open."""
         inbox = self.inbox
         if self.reading or not INLINE_READS or not inbox.idle():
             return await inbox.get()
         # Nobody reads the server now: the app reads it itself.
-        self._services.readers.discard(self)
+        self.port.readers.discard(self)
         task = asyncio.current_task(self._loop)  # with the loop given: 3x cheaper on 3.11
         self.reading = True
         self._task = task
@@ -155,7 +162,7 @@ class Reader:
                     self._receive_failed(exc)
                     break
                 if self.inbound(message) >= 0:
-                    self._services.readers.add(self)
+                    self.port.readers.add(self)
                     return message
         finally:
             self.reading = False
@@ -167,13 +174,12 @@ class Reader:
         kind = message["type"]
         if kind != "websocket.receive":
             if kind == "websocket.disconnect":
-                self.connection.peer_left(message)
+                self.peer_left(message)
             return -1
-        connection = self.connection
-        services = self._services
-        heartbeat = connection.heartbeat
+        services = self.port
+        heartbeat = self.heartbeat
         raw = self._loop.time()
-        beating = connection.beating
+        beating = self.beating
         now = 0.0
         if beating:
             now = services.clock_at(raw)
@@ -181,10 +187,10 @@ class Reader:
                 # A sign of life after our ping: the next ping is due an interval after it,
                 # not when the ping's timeout would have run out (with timeout > interval,
                 # pings would come every timeout, past a proxy's idle limit).
-                connection.watch(now + heartbeat.interval)
+                self.watch(now + heartbeat.interval)
         rules = services.rules
         what, size = rules.classify(
-            message, raw, self._bucket, beating=beating, closing=connection.closing
+            message, raw, self._bucket, beating=beating, closing=self.close_code is not None
         )
         if what is Inbound.PONG:
             rtt = heartbeat.saw_pong(now)
@@ -195,42 +201,42 @@ class Reader:
             heartbeat.last_seen = now  # HeartbeatState.saw_frame, inlined: once per message
             heartbeat.ping_sent_at = None
         if what is Inbound.DATA:
-            connection.last_active = raw
-            traffic = connection.traffic
+            self.last_active = raw
+            traffic = self.traffic
             traffic.messages_in += 1
             traffic.bytes_in += size
             return size
         if what is Inbound.PING:
             if not beating:
                 # A client that pings us speaks the text heartbeat: it gets ours too.
-                connection.start_beating()
+                self.start_beating()
             # A pong is only queued while the outbox has room, and one waiting pong answers
             # every ping behind it: a ping flood from a client that never reads must not grow
             # the outbox unseen.
             texts = services.texts
             room = services.settings.max_send_queue
-            if room is None or self._gate.queued_bytes + texts.pong_size <= room:
-                self._gate.send_once(texts.pong, texts.pong_size)
+            if room is None or self.gate.queued_bytes + texts.pong_size <= room:
+                self.gate.send_once(texts.pong, texts.pong_size)
         elif what is Inbound.RATE_LIMITED:
             settings = services.settings
             services.events.rate_limited(
-                connection.log,
-                client_id=connection.client_id,
+                self.log,
+                client_id=self.client_id,
                 rate_limit=settings.rate_limit,
                 burst=settings.burst,
             )
-            connection.abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
+            self.abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
         elif what is Inbound.TOO_BIG:
-            connection.last_active = raw
+            self.last_active = raw
             limit = rules.max_size
-            services.events.oversized(connection.log, size=size, limit=limit or 0)
-            connection.abort(
+            services.events.oversized(self.log, size=size, limit=limit or 0)
+            self.abort(
                 CloseCode.MESSAGE_TOO_BIG,
                 f"message of {size} bytes exceeds limit of {limit} bytes",
             )
         return -1
 
-    def interrupt(self) -> None:
+    def interrupt_read(self) -> None:
         """Wake an app blocked in an inline read, so it gets the disconnect now."""
         task = self._task
         if task is not None and task is not asyncio.current_task() and not task.done():
@@ -239,14 +245,14 @@ class Reader:
 
     def check_reader(self) -> None:
         """Start the pump unless the app reads inline now (see aio/readers.py)."""
-        if not self.reading and not self.connection.finished:
+        if not self.reading and not self.finished:
             self.start_pump()
 
     def start_pump(self) -> None:
         """Read the server in a task of its own, into the inbox."""
         # Also while closing (the app has been told): the reads then only drop data, and keep
         # the server's queue moving so that the client's close reply gets through.
-        if self._pump_task is None and not self.connection.finished:
+        if self._pump_task is None and not self.finished:
             self.reading = True
             self._pump_task = self._loop.create_task(self._pump(), name="asgi_ws_stabilizer:pump")
 
@@ -255,7 +261,7 @@ class Reader:
         """Whether the pump task reads the socket now."""
         return self._pump_task is not None
 
-    def stop(self) -> None:
+    def stop_pump(self) -> None:
         """Cancel the pump, if it runs."""
         if self._pump_task is not None:
             self._pump_task.cancel()
@@ -264,8 +270,7 @@ class Reader:
     async def _pump(self) -> None:
         receive = self._receive
         inbox = self.inbox
-        connection = self.connection
-        heartbeat = connection.heartbeat
+        heartbeat = self.heartbeat
         try:
             while True:
                 message = await receive()
@@ -280,14 +285,14 @@ class Reader:
                             await inbox.put(message, size)
                         finally:
                             heartbeat.paused = False
-                            heartbeat.saw_frame(self._services.clock_now())
+                            heartbeat.saw_frame(self.port.clock_now())
                     else:
                         inbox.put_nowait(message, size)
                     if size:
-                        self._services.grew()
-                    if INLINE_READS and app_waits and not connection.closing:
+                        self.port.grew()
+                    if INLINE_READS and app_waits and self.close_code is None:
                         return  # the app waits in receive(): it reads inline from here on
-                if connection.finished and message["type"] == "websocket.disconnect":
+                if self.finished and message["type"] == "websocket.disconnect":
                     return
         except asyncio.CancelledError:
             raise
@@ -299,5 +304,5 @@ class Reader:
 
     def _receive_failed(self, exc: Exception) -> None:
         """The server's ``receive()`` raised: the socket is unusable, as if the peer left."""
-        self.connection.log.debug("receive_failed", error=type(exc).__name__)
-        self.connection.peer_left(DISCONNECTED)
+        self.log.debug("receive_failed", error=type(exc).__name__)
+        self.peer_left(DISCONNECTED)

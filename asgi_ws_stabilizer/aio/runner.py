@@ -74,9 +74,8 @@ async def end(connection: Connection, code: int, reason: str, *, by: str) -> Non
     # writing our close until it has (RFC 6455 section 7.1.1: the closing handshake ends with
     # the client's close). A client that floods is exactly the one that gets shed.
     connection.inbox.finish({"type": "websocket.disconnect", "code": connection.close_code or 1000})
-    reader = connection.reader
-    if not connection.finished and not reader.reading:
-        reader.start_pump()
+    if not connection.finished and not connection.reading:
+        connection.start_pump()
     if not await gate.flush(CLOSE_TIMEOUT):
         # The peer stopped reading and our close sits behind a blocked write. Returning now
         # would let the server close on its own terms (hypercorn: 1011, "internal error"), so

@@ -178,7 +178,7 @@ class Services:
         ):
             connection.start_beating()
         # Someone must read the socket soon if the app does not go to receive().
-        self.readers.add(connection.reader)
+        self.readers.add(connection)
         return frames
 
     async def connected(self, connection: Connection) -> None:
@@ -193,7 +193,7 @@ class Services:
         """Unregister ``connection``, keep its session, report the close, run ``on_disconnect``."""
         self.binder.left(connection)
         self.registry.remove(connection)
-        self.readers.discard(connection.reader)
+        self.readers.discard(connection)
         if self.emptied is not None and not len(self.registry):
             self.emptied.set()
         if self._heartbeats is not None:

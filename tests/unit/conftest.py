@@ -1,4 +1,4 @@
-"""Fixtures of the in-memory tier."""
+"""Fixtures of the logic tier."""
 
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware, StateError
 
-from .fakes import FakeSocket, Probe, finish, holding_app, until
+from ..timing import until
+from .fakes import FakeSocket, Probe, finish, holding_app
 
 
 async def test_resume_restores_client_id_user_data_and_groups() -> None:

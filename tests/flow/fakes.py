@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-WAIT = 2.0
-"""Upper bound on any single await; never reached when the code under test works."""
+from ..timing import WAIT
 
 
 class FakeSocket:
@@ -112,29 +111,6 @@ class FakeSocket:
 async def finish(task: asyncio.Task[None]) -> None:
     """Await a served socket's task within the bound."""
     await asyncio.wait_for(task, WAIT)
-
-
-async def until(predicate: Callable[[], bool], what: str, within: float = WAIT) -> None:
-    """Let the loop run until ``predicate`` holds; fail after ``within`` seconds.
-
-    Mostly bare loop turns, with a short sleep now and then so that timers (the hub's
-    reader check, a few milliseconds out) get their turn too.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    turn = 0
-    while loop.time() < deadline:
-        if predicate():
-            return
-        turn += 1
-        await asyncio.sleep(0.001 if turn % 50 == 0 else 0)
-    raise AssertionError(f"never happened: {what}")
-
-
-async def turns(n: int = 20) -> None:
-    """Let other tasks run ``n`` times (to show that something does *not* happen)."""
-    for _ in range(n):
-        await asyncio.sleep(0)
 
 
 @dataclass

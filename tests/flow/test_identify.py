@@ -14,7 +14,8 @@ from asgi_ws_stabilizer import (
     StabilizerMiddleware,
 )
 
-from .fakes import FakeSocket, Probe, finish, holding_app, until
+from ..timing import until
+from .fakes import FakeSocket, Probe, finish, holding_app
 
 
 def identifying_app(probe: Probe, client_id: str, *, before_accept: bool = True) -> ASGIApp:

@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message
 from asgi_ws_stabilizer import ConnectionHandle, Hub, StabilizerMiddleware
 from asgi_ws_stabilizer.aio.connection import Connection
 
-from .fakes import WAIT, FakeSocket, Probe, holding_app
+from ..timing import WAIT
+from .fakes import FakeSocket, Probe, holding_app
 
 DATA = frozenset({"websocket.send"})
 """Data frames: what a peer that stops reading holds back."""

@@ -1,4 +1,4 @@
-"""Counters behind ``Hub.stats()``: traffic sums, RTT figures and the JSON-ready snapshot."""
+"""Counters behind ``Hub.stats()``: RTT figures and the JSON-ready snapshot."""
 
 from __future__ import annotations
 
@@ -9,13 +9,6 @@ import pytest
 from asgi_ws_stabilizer import CloseCode
 from asgi_ws_stabilizer.observe.stats import RttStats, Stats
 from asgi_ws_stabilizer.observe.traffic import Traffic
-
-
-def test_traffic_add() -> None:
-    """Adding traffic sums each of the four counters."""
-    total = Traffic(1, 2, 3, 4)
-    total.add(Traffic(10, 20, 30, 40))
-    assert total == Traffic(11, 22, 33, 44)
 
 
 def test_rtt_snapshot_empty() -> None:

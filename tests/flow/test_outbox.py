@@ -15,7 +15,8 @@ from asgi_ws_stabilizer.aio import runner as runner_module
 from asgi_ws_stabilizer.core.delivery import BroadcastResult
 from asgi_ws_stabilizer.hub import services as services_module
 
-from .fakes import Probe, echo_app, finish, holding_app, record_app, until
+from ..timing import until
+from .fakes import Probe, echo_app, finish, holding_app, record_app
 from .served import GatedSocket, Served, Valve, end_all, serve
 
 MIB = 1024 * 1024

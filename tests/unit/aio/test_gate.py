@@ -10,7 +10,7 @@ from starlette.types import Message
 from asgi_ws_stabilizer import ConnectionGoneError
 from asgi_ws_stabilizer.aio.gate import Gate
 
-from .fakes import WAIT, turns, until
+from ...timing import WAIT, turns, until
 
 
 def text(t: str) -> Message:

@@ -1,9 +1,8 @@
-"""Drain: spread retry times, and the signal chaining (in this process, with real signals)."""
+"""Drain on a signal: the signal chaining (in this process, with real signals)."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 from collections.abc import Iterator
 from types import FrameType
@@ -11,17 +10,8 @@ from types import FrameType
 import pytest
 
 from asgi_ws_stabilizer.aio.signals import SignalDrain
-from asgi_ws_stabilizer.core.drain import spread_delays
 
-from .fakes import WAIT
-
-
-def test_spread_covers_the_window_once_per_slice() -> None:
-    """N delays fall one in each of N equal slices of the window, in random order."""
-    delays = spread_delays(10, 2.0, random.Random(7))
-    assert sorted(d // 200 for d in delays) == list(range(10))
-    assert delays != sorted(delays)
-    assert spread_delays(0, 2.0) == []
+from ...timing import WAIT
 
 
 async def test_chains_in_front_of_a_signal_signal_handler() -> None:

@@ -9,7 +9,7 @@ from starlette.types import Message
 
 from asgi_ws_stabilizer.aio.inbox import Inbox
 
-from .fakes import WAIT, turns
+from ...timing import WAIT, turns
 
 DISCONNECT: Message = {"type": "websocket.disconnect", "code": 1000}
 

@@ -10,7 +10,8 @@ from structlog.testing import capture_logs
 
 from asgi_ws_stabilizer import ConnectionHandle, Hub, StabilizerMiddleware
 
-from .fakes import FakeSocket, Probe, echo_app, finish, holding_app, record_app, until
+from ..timing import until
+from .fakes import FakeSocket, Probe, echo_app, finish, holding_app, record_app
 from .served import end_all, serve
 
 Ending = tuple[ConnectionHandle, int, str, str]

@@ -1,10 +1,8 @@
-"""Memory: deep sizes, accounted user data, per-connection and total limits, eviction, usage."""
+"""Memory: per-connection and total limits, eviction, usage."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -14,10 +12,11 @@ from starlette.types import Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from asgi_ws_stabilizer import ConnectionHandle, Hub, StabilizerMiddleware
-from asgi_ws_stabilizer.core.memory import UserData, deep_size
+from asgi_ws_stabilizer.core.memory import deep_size
 from asgi_ws_stabilizer.errors import MemoryLimitExceededError
 
-from .fakes import WAIT, FakeSocket, Probe, finish, record_app, turns, until
+from ..timing import WAIT, turns, until
+from .fakes import FakeSocket, Probe, finish, record_app
 from .served import CLOSE, GatedSocket, Served, Valve, end_all, serve, serve_many
 
 SHED = "memory limit: connection shed"
@@ -26,189 +25,6 @@ SHED = "memory limit: connection shed"
 def item(key: str, value: object) -> int:
     """Bytes one ``user_data`` entry is accounted at."""
     return deep_size(key) + deep_size(value)
-
-
-# -- deep_size ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("value", ["text", b"bytes", 10**30, 1.5, None, True, bytearray(b"abc")])
-def test_deep_size_of_an_atomic_value_is_its_own_size(value: object) -> None:
-    """A string, number, bytes or ``None`` is measured by ``sys.getsizeof`` alone."""
-    assert deep_size(value) == sys.getsizeof(value)
-
-
-def test_deep_size_follows_nested_containers() -> None:
-    """Lists, tuples, sets and dicts are followed to the bottom, keys and values both."""
-    blob = b"x" * 10_000
-    nested: dict[str, Any] = {"a": [("t", blob)], "s": {frozenset({"f"})}}
-    expected = (
-        sys.getsizeof(nested)
-        + sys.getsizeof("a")
-        + sys.getsizeof(nested["a"])
-        + sys.getsizeof(nested["a"][0])
-        + sys.getsizeof("t")
-        + sys.getsizeof(blob)
-        + sys.getsizeof("s")
-        + sys.getsizeof(nested["s"])
-        + sys.getsizeof(frozenset({"f"}))
-        + sys.getsizeof("f")
-    )
-    assert deep_size(nested) == expected
-    assert deep_size([[[blob]]]) > 10_000 > sys.getsizeof([[[blob]]])
-
-
-def test_deep_size_counts_shared_objects_once_and_survives_cycles() -> None:
-    """An object reachable twice counts once; a container that holds itself is measured."""
-    shared = "s" * 1000
-    twice = [shared, shared]
-    assert deep_size(twice) == sys.getsizeof(twice) + sys.getsizeof(shared)
-    loop: list[Any] = []
-    loop.append(loop)
-    assert deep_size(loop) == sys.getsizeof(loop)
-    a: dict[str, Any] = {}
-    b: dict[str, Any] = {"a": a}
-    a["b"] = b
-    expected = sys.getsizeof(a) + sys.getsizeof("b") + sys.getsizeof(b) + sys.getsizeof("a")
-    assert deep_size(a) == expected
-
-
-def test_deep_size_follows_object_attributes_and_slots() -> None:
-    """Objects are measured with their ``__dict__`` or ``__slots__`` values; classes are not."""
-
-    class Plain:
-        def __init__(self) -> None:
-            self.payload = "p" * 500
-
-    class Slotted:
-        __slots__ = ("empty", "payload")
-
-        def __init__(self) -> None:
-            self.payload = "q" * 500
-
-    plain = Plain()
-    assert deep_size(plain) == sys.getsizeof(plain) + deep_size(plain.__dict__)
-    slotted = Slotted()
-    assert deep_size(slotted) == sys.getsizeof(slotted) + sys.getsizeof(slotted.payload)
-    assert deep_size(Plain) == sys.getsizeof(Plain)
-
-
-def test_deep_size_follows_a_deque() -> None:
-    """A ``deque`` is a container: its items are measured too."""
-    blob = b"x" * 100_000
-    history = deque([blob])
-    assert deep_size(history) == sys.getsizeof(history) + sys.getsizeof(blob)
-
-
-# -- UserData -----------------------------------------------------------------------------------
-
-
-class Ledger:
-    """The two callbacks of a ``UserData``: a limit on the total and a record of every change."""
-
-    def __init__(self, limit: int | None = None) -> None:
-        self.limit = limit
-        self.used = 0
-        self.changes: list[int] = []
-
-    def check(self, delta: int) -> None:
-        if self.limit is not None and self.used + delta > self.limit:
-            raise MemoryLimitExceededError("over", limit=self.limit, size=self.used + delta)
-
-    def changed(self, delta: int) -> None:
-        self.used += delta
-        self.changes.append(delta)
-
-    def data(self) -> UserData:
-        return UserData(self.check, self.changed)
-
-
-def test_user_data_set_overwrite_and_delete_are_accounted() -> None:
-    """Setting, replacing and deleting keys keep ``bytes`` equal to the entries' deep sizes."""
-    ledger = Ledger()
-    data = ledger.data()
-    data["name"] = "alice"
-    data["tags"] = ["a", "b"]
-    assert data.bytes == item("name", "alice") + item("tags", ["a", "b"])
-    data["name"] = "a much longer name than before"
-    assert data.bytes == item("name", "a much longer name than before") + item("tags", ["a", "b"])
-    del data["tags"]
-    assert data.bytes == item("name", "a much longer name than before")
-    with pytest.raises(KeyError):
-        del data["tags"]
-    assert ledger.used == data.bytes
-    assert sum(ledger.changes) == data.bytes
-
-
-def test_user_data_pop_popitem_setdefault_clear() -> None:
-    """``pop``, ``popitem``, ``setdefault`` and ``clear`` behave as on a dict, accounted."""
-    ledger = Ledger()
-    data = ledger.data()
-    data["a"] = "x" * 100
-    data["b"] = [1, 2, 3]
-    assert data.pop("a") == "x" * 100
-    assert data.bytes == item("b", [1, 2, 3])
-    assert data.pop("a", None) is None
-    assert data.pop("a", "fallback") == "fallback"
-    with pytest.raises(KeyError):
-        data.pop("a")
-    assert data.popitem() == ("b", [1, 2, 3])
-    assert data.bytes == 0
-    assert data.setdefault("c", "first") == "first"
-    assert data.setdefault("c", "second" * 100) == "first"
-    assert data.bytes == item("c", "first")
-    data["d"] = {"nested": ["deep"]}
-    data.clear()
-    assert data == {}
-    assert data.bytes == 0
-    assert ledger.used == 0
-
-
-def test_user_data_update_and_in_place_or() -> None:
-    """``update`` (mapping, pairs, keywords) and ``|=`` store and account every entry."""
-    ledger = Ledger()
-    data = ledger.data()
-    data.update({"a": "1"}, b="22")
-    data.update([("c", "333")])
-    data |= {"d": "4444", "a": "replaced"}
-    assert data == {"a": "replaced", "b": "22", "c": "333", "d": "4444"}
-    assert data.bytes == sum(item(k, v) for k, v in data.items())
-    assert ledger.used == data.bytes
-
-
-def test_user_data_refused_write_stores_nothing() -> None:
-    """A write the limit refuses raises and leaves keys, sizes and the total untouched."""
-    small = item("a", "x")
-    ledger = Ledger(limit=small + item("b", "y"))
-    data = ledger.data()
-    data["a"] = "x"
-    big = "z" * 1000
-    for write in (
-        lambda: data.__setitem__("b", big),
-        lambda: data.setdefault("b", big),
-        lambda: data.update({"b": "y", "c": big}),
-        lambda: data.__ior__({"b": "y", "c": big}),
-        lambda: data.__setitem__("a", big),
-    ):
-        with pytest.raises(MemoryLimitExceededError):
-            write()
-        assert data == {"a": "x"}
-        assert data.bytes == ledger.used == small
-    data["b"] = "y"
-    assert data.bytes == ledger.limit
-
-
-def test_user_data_remeasure_catches_in_place_mutation() -> None:
-    """``remeasure`` picks up a value grown in place and reports the new total."""
-    ledger = Ledger()
-    data = ledger.data()
-    data["log"] = []
-    data["name"] = "n"
-    data["log"].extend(["entry"] * 100)
-    assert data.bytes == item("log", []) + item("name", "n")
-    expected = item("log", data["log"]) + item("name", "n")
-    assert data.remeasure() == expected
-    assert data.bytes == ledger.used == expected
-    assert data.largest_keys(1) == [("log", item("log", data["log"]))]
 
 
 # -- per-connection limit -----------------------------------------------------------------------

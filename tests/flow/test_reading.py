@@ -11,7 +11,8 @@ from asgi_ws_stabilizer import Hub, StabilizerMiddleware
 from asgi_ws_stabilizer.aio.connection import Connection
 from asgi_ws_stabilizer.aio.reader import INLINE_READS
 
-from .fakes import WAIT, FakeSocket, Probe, echo_app, finish, holding_app, turns, until
+from ..timing import WAIT, turns, until
+from .fakes import FakeSocket, Probe, echo_app, finish, holding_app
 
 pytestmark = pytest.mark.skipif(not INLINE_READS, reason="inline reads need Python 3.11+")
 
@@ -32,7 +33,7 @@ async def test_app_waiting_in_receive_reads_inline_without_a_pump() -> None:
         sock.text(f"m{i}")
         assert (await sock.next_sent())["text"] == f"echo:m{i}"
         await turns(3)
-        assert only(hub).reader.pumping is False
+        assert only(hub).pumping is False
     sock.disconnect()
     await finish(task)
 
@@ -44,7 +45,7 @@ async def test_handler_that_never_receives_gets_a_pump() -> None:
     sock = FakeSocket()
     task = sock.serve(StabilizerMiddleware(holding_app(probe), hub=hub))
     await sock.accepted()
-    await until(lambda: only(hub).reader.pumping is True, "the pump starts")
+    await until(lambda: only(hub).pumping is True, "the pump starts")
     sock.text("ping")
     assert (await sock.next_sent())["text"] == "pong"
     sock.disconnect()
@@ -74,7 +75,7 @@ async def test_pump_hands_reading_back_to_the_app() -> None:
     task = sock.serve(StabilizerMiddleware(app, hub=hub))
     await sock.accepted()
     sock.text("work")
-    await until(lambda: only(hub).reader.pumping is True, "the pump takes over")
+    await until(lambda: only(hub).pumping is True, "the pump takes over")
     sock.text("a")
     await until(lambda: len(only(hub).inbox) == 1, "the pump queued it")
     busy.set()
@@ -82,10 +83,10 @@ async def test_pump_hands_reading_back_to_the_app() -> None:
     # The pump is in the server's receive() now; it hands over after its next message.
     sock.text("b")
     await until(lambda: got == ["work", "a", "b"], "the pump delivered it")
-    await until(lambda: only(hub).reader.pumping is False, "the pump handed back")
+    await until(lambda: only(hub).pumping is False, "the pump handed back")
     sock.text("c")
     await until(lambda: got == ["work", "a", "b", "c"], "read inline")
-    assert only(hub).reader.pumping is False
+    assert only(hub).pumping is False
     sock.disconnect()
     await finish(task)
 

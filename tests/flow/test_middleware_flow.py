@@ -19,17 +19,8 @@ from asgi_ws_stabilizer import (
 )
 from asgi_ws_stabilizer.aio.connection import Connection
 
-from .fakes import (
-    WAIT,
-    FakeSocket,
-    Probe,
-    echo_app,
-    finish,
-    holding_app,
-    record_app,
-    turns,
-    until,
-)
+from ..timing import WAIT, turns, until
+from .fakes import FakeSocket, Probe, echo_app, finish, holding_app, record_app
 
 
 def only_connection(hub: Hub) -> Connection:

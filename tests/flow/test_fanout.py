@@ -15,7 +15,8 @@ from asgi_ws_stabilizer import Hub, StabilizerMiddleware
 from asgi_ws_stabilizer.core.delivery import BroadcastResult
 from asgi_ws_stabilizer.errors import InvalidGroupError
 
-from .fakes import WAIT, FakeSocket, Probe, finish, holding_app, record_app, turns, until
+from ..timing import WAIT, turns, until
+from .fakes import FakeSocket, Probe, finish, holding_app, record_app
 from .served import Served, end_all, serve, serve_many
 
 

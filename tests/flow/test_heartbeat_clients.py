@@ -10,7 +10,8 @@ import pytest
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware
 from asgi_ws_stabilizer.config.settings import SettingsOverrides
 
-from .fakes import FakeSocket, Probe, echo_app, finish, until
+from ..timing import until
+from .fakes import FakeSocket, Probe, echo_app, finish
 
 
 def fast(**more: Any) -> Hub:

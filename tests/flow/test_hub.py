@@ -10,7 +10,8 @@ from structlog.testing import capture_logs
 
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware, StabilizerSettings
 
-from .fakes import WAIT, FakeSocket, Probe, echo_app, finish, holding_app, until
+from ..timing import WAIT, until
+from .fakes import FakeSocket, Probe, echo_app, finish, holding_app
 
 
 def refusal(sock: FakeSocket) -> tuple[int, str, bytes | None]:
