@@ -66,7 +66,6 @@ class Connection(Reader):
         "_gone",
         "_pending_close",
         "_receive",
-        "_state",
         "accepted_at",
         "beating",
         "binding",
@@ -87,6 +86,7 @@ class Connection(Reader):
         "server_send",
         "session",
         "session_id",
+        "state",
         "traffic",
         "user_data",
     )
@@ -117,7 +117,8 @@ class Connection(Reader):
         self.session_id = new_id()
         self.remote_ip = remote_ip
         self.path: str = scope.get("path", "")
-        self._state = State.CONNECTING
+        self.state = State.CONNECTING
+        """Where the connection is in its life (core/state.py); only ``_to`` changes it."""
         self.traffic = Traffic()
         self.groups: set[str] = set()  # an empty set is small; groups are common
         self.dropped = 0
@@ -148,21 +149,16 @@ class Connection(Reader):
         """How the session was bound, and what the resume did (see hub/sessions.py)."""
 
     def __repr__(self) -> str:
-        return f"<Connection {self.connection_id} client={self.client_id} {self._state.value}>"
+        return f"<Connection {self.connection_id} client={self.client_id} {self.state.value}>"
 
     # -- state ------------------------------------------------------------------------------
 
-    @property
-    def state(self) -> State:
-        """Where the connection is in its life (core/state.py)."""
-        return self._state
-
     def _to(self, new: State) -> bool:
         """Move to ``new`` if that transition is allowed (logged at debug); else nothing."""
-        old = self._state
+        old = self.state
         if not allowed(old, new):
             return False
-        self._state = new
+        self.state = new
         log = self.port.log
         if log.enabled(logging.DEBUG):
             log.debug(
@@ -173,7 +169,7 @@ class Connection(Reader):
     @property
     def finished(self) -> bool:
         """Whether the connection has given everything back (``CLOSED``)."""
-        return self._state is State.CLOSED
+        return self.state is State.CLOSED
 
     @property
     def log(self) -> EventLog:
@@ -189,7 +185,7 @@ class Connection(Reader):
         if message is not None:
             self._connect_message = None
             return _ready(message)
-        state = self._state
+        state = self.state
         if state is State.CONNECTING or state is State.REFUSED:
             return self._receive()
         return self.read()
@@ -198,7 +194,7 @@ class Connection(Reader):
         """The app's ``send``."""
         kind = message["type"]
         if kind == "websocket.send":
-            if self._state is State.CONNECTING:
+            if self.state is State.CONNECTING:
                 # Let the server report the protocol error in its own words.
                 await self.server_send(message)
                 return
@@ -223,7 +219,7 @@ class Connection(Reader):
                 if self._burst >= SEND_BURST:
                     self._burst = 0
                     await asyncio.sleep(0)
-        elif kind == "websocket.accept" and self._state is State.CONNECTING:
+        elif kind == "websocket.accept" and self.state is State.CONNECTING:
             if self._pending_close is not None:
                 code, reason, _ = self._pending_close
                 self._to(State.REFUSED)
@@ -235,7 +231,7 @@ class Connection(Reader):
             self._opened()
             await self.port.connected(self)
         elif kind == "websocket.close":
-            if self._state is State.CONNECTING:
+            if self.state is State.CONNECTING:
                 self._to(State.REFUSED)
                 await self.server_send(message)
                 return
@@ -245,7 +241,7 @@ class Connection(Reader):
                 self.mark_closing(code, reason, "app")
                 await self.gate.flush(CLOSE_TIMEOUT)
         else:
-            if kind.startswith("websocket.http.response") and self._state is State.CONNECTING:
+            if kind.startswith("websocket.http.response") and self.state is State.CONNECTING:
                 self._to(State.REFUSED)
             await self.server_send(message)
 
@@ -279,7 +275,7 @@ class Connection(Reader):
             self.close_code = int(code)
             self.close_reason = reason
             self.closed_by = by
-        if self._state is State.OPEN:
+        if self.state is State.OPEN:
             self._to(State.CLOSING)
 
     def shed(self, code: int, reason: str, *, by: str = "middleware", discard: bool = True) -> bool:
@@ -290,13 +286,13 @@ class Connection(Reader):
         already in its inbox, then the disconnect with ``code``. Returns ``False`` when the
         connection was closing already.
         """
-        if self._state is State.CONNECTING:
+        if self.state is State.CONNECTING:
             # Still in its handshake: the app's accept will be turned into a refusal.
             if self._pending_close is not None:
                 return False
             self._pending_close = (code, reason, by)
             return True
-        if self._state is not State.OPEN or not self.gate.seal(code, reason, discard=discard):
+        if self.state is not State.OPEN or not self.gate.seal(code, reason, discard=discard):
             return False
         self.mark_closing(code, reason, by)
         self.inbox.finish({"type": "websocket.disconnect", "code": code, "reason": reason})

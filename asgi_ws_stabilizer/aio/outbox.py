@@ -16,15 +16,15 @@ from ..core.state import State
 from .connection import Connection
 
 
-def deliver(connection: Connection, frame: Frame) -> Delivery:
-    """Queue a hub frame for ``connection`` without waiting, applying the slow-consumer policy."""
+def deliver(connection: Connection, frame: Frame, limit: int | None) -> Delivery:
+    """Queue a hub frame for ``connection`` without waiting, applying the slow-consumer policy
+    (``limit`` is ``max_send_queue``, read once per fan-out)."""
     gate = connection.gate
     session = connection.session
     if not gate.open or connection.state is not State.OPEN:
         if session is not None and session.connection_id == connection.connection_id:
             session.keep(frame.message, frame.size)  # for the client's resume
         return Delivery.SKIPPED
-    limit = connection.port.settings.max_send_queue
     outcome = Delivery.QUEUED
     if limit is not None and gate.queued_bytes + frame.size > limit:
         policy = connection.port.settings.slow_consumer_policy

@@ -190,7 +190,7 @@ class Reader(ABC):
                 self.watch(now + heartbeat.interval)
         rules = services.rules
         what, size = rules.classify(
-            message, raw, self._bucket, beating=beating, closing=self.close_code is not None
+            message, raw, self._bucket, beating, self.close_code is not None
         )
         if what is Inbound.PONG:
             rtt = heartbeat.saw_pong(now)

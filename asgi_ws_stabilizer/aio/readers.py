@@ -9,6 +9,7 @@ to ``receive()`` gets a pump (aio/reader.py).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 READER_CHECK_DELAY = 0.01
@@ -26,11 +27,14 @@ class Attended(Protocol):
 class ReaderWatch:
     """Readers whose app may not be back in ``receive()``, looked at by one timer."""
 
-    __slots__ = ("_timer", "unread")
+    __slots__ = ("_timer", "discard", "unread")
 
     def __init__(self) -> None:
         self.unread: set[Attended] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self.discard: Callable[[Attended], None] = self.unread.discard
+        """``reader``'s app is back in ``receive()`` (or its socket is gone): the set's own
+        method, as it runs once per message."""
 
     @property
     def armed(self) -> asyncio.TimerHandle | None:
@@ -42,10 +46,6 @@ class ReaderWatch:
         self.unread.add(reader)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(READER_CHECK_DELAY, self._check)
-
-    def discard(self, reader: Attended) -> None:
-        """``reader``'s app is back in ``receive()`` (or its socket is gone)."""
-        self.unread.discard(reader)
 
     def _check(self) -> None:
         self._timer = None

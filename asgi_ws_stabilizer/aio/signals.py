@@ -1,5 +1,4 @@
-"""Drain: tell every client when to come back, close them all at bounded parallelism, and do it
-*before* the server's own shutdown.
+"""Drain on SIGTERM/SIGINT, *before* the server's own shutdown, then hand the signal on.
 
 uvicorn closes every WebSocket with 1012 before ``lifespan.shutdown`` (reference/asgi-facts.md
 2.3), so a drain that waits for lifespan finds nothing left. The drain therefore also runs on

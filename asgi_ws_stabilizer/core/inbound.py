@@ -49,7 +49,6 @@ class InboundRules:
         message: Message,
         now: float,
         bucket: TokenBucket | None,
-        *,
         beating: bool,
         closing: bool,
     ) -> tuple[Inbound, int]:

@@ -80,6 +80,7 @@ class Messaging:
         away: Sequence[Session],
     ) -> BroadcastResult:
         result = BroadcastResult()
+        limit = self._settings.max_send_queue
         reached: set[int] = set()  # ids of the sessions reached
         step = max(1, -(-len(targets) // self._settings.num_shards))
         for start in range(0, len(targets), step):
@@ -92,18 +93,20 @@ class Messaging:
                         reached.add(id(session))
                         # Excluding the socket it was found through keeps it out of the replay.
                         held_back = bool(excluded) and _excludes(excluded, connection)
-                        self._to_session(session, frame, excluded, result, keep=not held_back)
+                        self._to_session(
+                            session, frame, excluded, result, limit, keep=not held_back
+                        )
                     continue
                 if connection.state is not State.OPEN:
                     continue
                 if excluded and _excludes(excluded, connection):
                     continue
-                result.count(deliver(connection, frame))
+                result.count(deliver(connection, frame, limit))
         for session in away:
             if id(session) in reached or (excluded and session.client_id in excluded):
                 continue
             reached.add(id(session))
-            self._to_session(session, frame, excluded, result, keep=True)
+            self._to_session(session, frame, excluded, result, limit, keep=True)
         return result
 
     def _to_session(
@@ -112,6 +115,7 @@ class Messaging:
         frame: Frame,
         excluded: frozenset[str],
         result: BroadcastResult,
+        limit: int | None,
         *,
         keep: bool,
     ) -> None:
@@ -122,7 +126,7 @@ class Messaging:
         if current is not None and current.state is State.OPEN:
             if excluded and _excludes(excluded, current):
                 return
-            result.count(deliver(current, frame))
+            result.count(deliver(current, frame, limit))
         elif keep:
             session.keep(frame.message, frame.size)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from starlette.types import Message
@@ -78,6 +78,9 @@ class Services:
         )
         self.readers = ReaderWatch()
         self.guard = MemoryGuard(settings, registry, meter, events, self.close_later)
+        self.grew: Callable[[], None] = self.guard.grew
+        """Memory held grew: enforce ``max_total_memory`` (the guard's own method: it runs
+        on every hub frame queued)."""
         self.emptied: asyncio.Event | None = None
         """Set when the last socket goes (a drain waits on it)."""
         self._background: set[asyncio.Task[Any]] = set()
@@ -184,10 +187,6 @@ class Services:
     async def connected(self, connection: Connection) -> None:
         """Run ``on_connect``."""
         await self._hooks.connected(connection)
-
-    def grew(self) -> None:
-        """Enforce ``max_total_memory``."""
-        self.guard.grew()
 
     def finished(self, connection: Connection) -> None:
         """Unregister ``connection``, keep its session, report the close, run ``on_disconnect``."""

@@ -1,1 +1,1 @@
-
+"""Events and their sinks: the log, and the counters behind ``hub.stats()``."""
