@@ -16,6 +16,7 @@ from .core.delivery import BroadcastResult
 from .core.drain import ShutdownReport
 from .dependencies import get_connection, get_hub
 from .errors import (
+    BackendUnavailableError,
     ConnectionGoneError,
     InvalidClientIdError,
     InvalidGroupError,
@@ -32,6 +33,7 @@ from .hub.hub import ConnectionHandle, Hub
 from .middleware import StabilizerMiddleware
 
 __all__ = [
+    "BackendUnavailableError",
     "BroadcastResult",
     "CloseCode",
     "ConnectionGoneError",

@@ -46,6 +46,10 @@ class StateError(StabilizerError, RuntimeError):
     """An operation was attempted in a state that does not allow it."""
 
 
+class BackendUnavailableError(StabilizerError, ConnectionError):
+    """The backend (Redis) cannot answer now; ``hub.stats()["backend"]`` shows its state."""
+
+
 class MemoryLimitExceededError(StabilizerError):
     """A write to ``user_data`` would pass a memory limit; nothing was stored.
 

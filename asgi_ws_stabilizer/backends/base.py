@@ -6,17 +6,19 @@ shares the backend; each process then delivers it to its own sockets and to the 
 away clients through its ``LocalDelivery`` (the hub's messaging service), one path for both. The
 in-memory backend has one process: it hands the send straight to the local delivery.
 
-The backend also keeps the resumable sessions (``sessions``), so that a backend shared by many
-processes can let a client resume on any of them.
+The backend also answers for presence (``presence``: who is connected, cluster-wide when the
+backend spans processes) and keeps the resumable sessions (``sessions``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Protocol
 
 from ..core.delivery import BroadcastResult, Target
 from ..core.messages import Frame
+from ..core.registry import Changes, Entry
 from ..resume.sessions import SessionStore
 
 
@@ -34,18 +36,80 @@ class LocalDelivery(Protocol):
         ...
 
 
+class Roster(Protocol):
+    """This process's sockets, as presence needs them (the hub's registry)."""
+
+    changes: Changes | None
+    """Told of every change (a backend that keeps presence elsewhere sets it)."""
+
+    def __len__(self) -> int: ...
+    def snapshot(self) -> Sequence[Entry]: ...
+    def members(self, group: str) -> Sequence[Entry]: ...
+    def client_ids(self) -> list[str]: ...
+    def count_client(self, client_id: str) -> int: ...
+
+
+class Presence(ABC):
+    """Who is connected: async, because a backend that spans processes asks its broker."""
+
+    @abstractmethod
+    async def count(self) -> int:
+        """Sockets connected."""
+
+    @abstractmethod
+    async def client_ids(self) -> list[str]:
+        """Client ids with at least one socket (sorted)."""
+
+    @abstractmethod
+    async def group_members(self, group: str) -> list[str]:
+        """Client ids with a socket in ``group`` (sorted)."""
+
+    @abstractmethod
+    async def group_size(self, group: str) -> int:
+        """Sockets in ``group``."""
+
+    @abstractmethod
+    async def is_online(self, client_id: str) -> bool:
+        """Whether ``client_id`` has a socket."""
+
+
+class LocalPresence(Presence):
+    """Presence of this process alone (the in-memory backend's)."""
+
+    def __init__(self, roster: Roster) -> None:
+        self._roster = roster
+
+    async def count(self) -> int:
+        return len(self._roster)
+
+    async def client_ids(self) -> list[str]:
+        return sorted(self._roster.client_ids())
+
+    async def group_members(self, group: str) -> list[str]:
+        return sorted({entry.client_id for entry in self._roster.members(group)})
+
+    async def group_size(self, group: str) -> int:
+        return len(self._roster.members(group))
+
+    async def is_online(self, client_id: str) -> bool:
+        return self._roster.count_client(client_id) > 0
+
+
 class Backend(ABC):
-    """Carries hub sends to every process, and keeps the sessions."""
+    """Carries hub sends to every process, answers for presence, and keeps the sessions."""
 
     sessions: SessionStore
     """Resumable sessions (their replay buffers, client ids, groups and user data)."""
+    presence: Presence
+    """Who is connected (``hub.presence``)."""
 
     @abstractmethod
-    def bind(self, local: LocalDelivery) -> None:
-        """Deliver the sends that reach this process through ``local`` (called once)."""
+    def bind(self, local: LocalDelivery, roster: Roster) -> None:
+        """Deliver the sends that reach this process through ``local``; ``roster`` is this
+        process's sockets (called once, by the hub)."""
 
     async def start(self) -> None:  # noqa: B027 - a backend with nothing to start keeps this
-        """Connect (lifespan startup)."""
+        """Connect (lifespan startup, or the first connection without a lifespan)."""
 
     @abstractmethod
     async def publish(
@@ -60,3 +124,7 @@ class Backend(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - a backend with nothing to close keeps this
         """Disconnect (lifespan shutdown)."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, object]:
+        """What ``hub.stats()["backend"]`` shows."""

@@ -6,7 +6,24 @@ from ..core.delivery import BroadcastResult, Target
 from ..core.messages import Frame
 from ..errors import StateError
 from ..resume.sessions import SessionStore
-from .base import Backend, LocalDelivery
+from .base import Backend, LocalDelivery, LocalPresence, Presence, Roster
+
+
+class _Unbound(Presence):
+    async def count(self) -> int:
+        raise StateError("the backend is not bound to a hub")
+
+    async def client_ids(self) -> list[str]:
+        raise StateError("the backend is not bound to a hub")
+
+    async def group_members(self, group: str) -> list[str]:
+        raise StateError("the backend is not bound to a hub")
+
+    async def group_size(self, group: str) -> int:
+        raise StateError("the backend is not bound to a hub")
+
+    async def is_online(self, client_id: str) -> bool:
+        raise StateError("the backend is not bound to a hub")
 
 
 class MemoryBackend(Backend):
@@ -14,13 +31,16 @@ class MemoryBackend(Backend):
 
     def __init__(self, *, session_ttl: float, resume_buffer_size: int) -> None:
         self.sessions = SessionStore(session_ttl, resume_buffer_size)
+        self.presence: Presence = _Unbound()
         self._local: LocalDelivery | None = None
+        self.published = 0
 
     def __repr__(self) -> str:
         return f"<MemoryBackend sessions={len(self.sessions)}>"
 
-    def bind(self, local: LocalDelivery) -> None:
+    def bind(self, local: LocalDelivery, roster: Roster) -> None:
         self._local = local
+        self.presence = LocalPresence(roster)
 
     def _delivery(self) -> LocalDelivery:
         if self._local is None:
@@ -30,7 +50,20 @@ class MemoryBackend(Backend):
     async def publish(
         self, target: Target, frame: Frame, excluded: frozenset[str]
     ) -> BroadcastResult:
-        return await self._delivery().deliver(target, frame, excluded)
+        delivery = self._delivery()
+        self.published += 1
+        return await delivery.deliver(target, frame, excluded)
 
     async def close(self, client_id: str, code: int, reason: str) -> int:
         return await self._delivery().close(client_id, code, reason)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "kind": "memory",
+            "state": "connected",
+            "url": "memory://",
+            "reconnects": 0,
+            "buffered": 0,
+            "dropped": 0,
+            "published": self.published,
+        }

@@ -37,6 +37,7 @@ from ..errors import SettingsError
 from .env import ENV_PREFIX, env_var
 from .legacy import LEGACY_SETTINGS, LegacyEnvSource, judge_legacy_settings
 from .origins import normalise_origin
+from .urls import backend_url_problem, mask_url
 
 if sys.version_info >= (3, 11):
     from typing import Unpack
@@ -82,6 +83,7 @@ DURATION_FIELDS = (
     "session_ttl",
     "drain_timeout",
     "drain_spread",
+    "presence_ttl",
 )
 """Settings in seconds; keyword arguments may also be a ``timedelta``."""
 
@@ -122,6 +124,10 @@ class SettingsOverrides(TypedDict, total=False):
     drain_timeout: float | timedelta
     drain_spread: float | timedelta
     drain_on_signal: bool
+    backend_url: str
+    backend_prefix: str
+    presence_ttl: float | timedelta
+    backend_buffer_size: int
 
 
 class StabilizerSettings(BaseSettings):
@@ -179,6 +185,10 @@ class StabilizerSettings(BaseSettings):
     drain_timeout: float = Field(default=10.0, gt=0)
     drain_spread: float = Field(default=10.0, ge=0)
     drain_on_signal: bool = True
+    backend_url: str = "memory://"
+    backend_prefix: str = Field(default="asgi_ws", pattern=r"^[A-Za-z0-9_.:{}-]{1,64}$")
+    presence_ttl: float = Field(default=10.0, ge=1)
+    backend_buffer_size: int = Field(default=1024 * 1024, ge=0)
 
     @classmethod
     def settings_customise_sources(
@@ -262,6 +272,15 @@ class StabilizerSettings(BaseSettings):
             normalised.append(canonical)
         return normalised
 
+    @field_validator("backend_url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        value = value.strip()
+        problem = backend_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     @field_validator("secret_key")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
@@ -328,7 +347,10 @@ def load_settings(**overrides: Unpack[SettingsOverrides]) -> StabilizerSettings:
                 problems.append((field, "no such setting", "unknown keyword argument"))
                 continue
             if "input" in error and not isinstance(error["input"], dict):
-                message += f" (got {error['input']!r})"
+                shown = error["input"]
+                if field == "backend_url" and isinstance(shown, str):
+                    shown = mask_url(shown)  # never a password in a log line
+                message += f" (got {shown!r})"
             problems.append((field, env_var(field) if loc else ENV_PREFIX + "*", message))
         raise SettingsError(problems) from None
 

@@ -74,6 +74,8 @@ class BroadcastResult:
     """Sockets that dropped it, or dropped older messages to take it (then also ``queued``)."""
     closed: int = 0
     """Sockets closed 1013 because their outbox overflowed."""
+    deferred: int = 0
+    """1 when the message waits in the backend's outage buffer (it goes out on recovery)."""
 
     def count(self, outcome: Delivery) -> None:
         """Add one socket's outcome."""

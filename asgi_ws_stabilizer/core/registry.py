@@ -23,6 +23,16 @@ class Entry(Protocol):
 E = TypeVar("E", bound=Entry)
 
 
+class Changes(Protocol):
+    """Who hears of every change to the registry (the backend, for cluster-wide presence)."""
+
+    def added(self, connection_id: str, client_id: str) -> None: ...
+    def removed(self, connection_id: str, client_id: str) -> None: ...
+    def joined(self, connection_id: str, client_id: str, group: str) -> None: ...
+    def left(self, connection_id: str, client_id: str, group: str) -> None: ...
+    def renamed(self, connection_id: str, old_client_id: str, client_id: str) -> None: ...
+
+
 class Registry(Generic[E]):
     """Connections indexed three ways; adding and removing are O(1) and idempotent.
 
@@ -31,6 +41,8 @@ class Registry(Generic[E]):
     """
 
     def __init__(self) -> None:
+        self.changes: Changes | None = None
+        """Told of every change, once set."""
         self._by_id: dict[str, E] = {}
         self._by_client: dict[str, dict[str, E]] = {}
         self._per_ip: Counter[str] = Counter()
@@ -60,6 +72,8 @@ class Registry(Generic[E]):
         self._by_id[entry.connection_id] = entry
         self._by_client.setdefault(entry.client_id, {})[entry.connection_id] = entry
         self._per_ip[entry.remote_ip] += 1
+        if self.changes is not None:
+            self.changes.added(entry.connection_id, entry.client_id)
 
     def remove(self, entry: E) -> bool:
         """Unregister ``entry``; returns ``False`` when it was not registered (or was replaced)."""
@@ -75,6 +89,8 @@ class Registry(Generic[E]):
             del self._per_ip[entry.remote_ip]
         for group in list(entry.groups):
             self.leave(entry, group)
+        if self.changes is not None:
+            self.changes.removed(entry.connection_id, entry.client_id)
         return True
 
     def rekey(self, entry: E, old_client_id: str) -> None:
@@ -87,6 +103,8 @@ class Registry(Generic[E]):
             if not sockets:
                 del self._by_client[old_client_id]
         self._by_client.setdefault(entry.client_id, {})[entry.connection_id] = entry
+        if self.changes is not None:
+            self.changes.renamed(entry.connection_id, old_client_id, entry.client_id)
 
     def join(self, entry: E, group: str) -> bool:
         """Add a registered ``entry`` to ``group``; ``False`` if not registered or already in."""
@@ -94,6 +112,8 @@ class Registry(Generic[E]):
             return False
         self._groups.setdefault(group, {})[entry.connection_id] = entry
         entry.groups.add(group)
+        if self.changes is not None:
+            self.changes.joined(entry.connection_id, entry.client_id, group)
         return True
 
     def leave(self, entry: E, group: str) -> bool:
@@ -106,6 +126,8 @@ class Registry(Generic[E]):
             members.pop(entry.connection_id, None)
             if not members:
                 del self._groups[group]
+        if self.changes is not None:
+            self.changes.left(entry.connection_id, entry.client_id, group)
         return True
 
     def members(self, group: str) -> list[E]:

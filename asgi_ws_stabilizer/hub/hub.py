@@ -21,8 +21,8 @@ from typing import Any
 from ..aio.connection import Connection
 from ..aio.keepalive import advice, find_keepalive
 from ..aio.signals import SignalDrain
-from ..backends.base import Backend
-from ..backends.memory import MemoryBackend
+from ..backends.base import Backend, Presence
+from ..backends.select import open_backend
 from ..codes import CloseCode
 from ..config.settings import (
     SettingsOverrides,
@@ -110,11 +110,8 @@ class Hub:
         self.on_disconnect = on_disconnect
         self.registry: Registry[Connection] = Registry()
         self.meter = Meter()
-        self.backend: Backend = MemoryBackend(
-            session_ttl=self.settings.session_ttl,
-            resume_buffer_size=self.settings.resume_buffer_size,
-        )
-        """Carries hub sends to every process, and keeps the sessions (backends/)."""
+        self.backend: Backend = open_backend(self.settings, self.events)
+        """Carries hub sends to every process, answers for presence, keeps the sessions."""
         self.resumption = Resumption(self.settings, self.backend.sessions)
         self.sessions = SessionBinder(self.resumption, self.registry, self.log, self.events)
         self.registration = Registration(
@@ -134,10 +131,14 @@ class Hub:
         self.messaging = Messaging(
             self.settings, self.registry, self.backend.sessions, self.services
         )
-        self.backend.bind(self.messaging)
+        self.backend.bind(self.messaging, self.registry)
+        self.presence: Presence = self.backend.presence
+        """Who is connected: async ``count()``, ``client_ids()``, ``group_members(group)``,
+        ``group_size(group)``, ``is_online(client_id)``; cluster-wide with a Redis backend."""
         self._handles: dict[str, ConnectionHandle] = {}
         """The handle of each registered socket, by connection id."""
         self._signals: SignalDrain | None = None
+        self._backend_started = False
         for name in unknown_env_vars():
             self.log.warning("unknown_setting_env_var", env_var=name)
 
@@ -152,15 +153,20 @@ class Hub:
         return self.services.running
 
     def ensure_started(self) -> None:
-        """Start the timers on the running loop (idempotent; restarts on a new loop)."""
+        """Start the timers on the running loop (idempotent; restarts on a new loop), and the
+        backend if the lifespan has not (servers without one)."""
         if self.services.ensure_started():
             self.messaging.new_loop()
+        if not self._backend_started:
+            self._backend_started = True
+            self.services.spawn(self.backend.start(), "backend")
 
     async def start(self) -> None:
         """Start the services (lifespan startup), and chain the drain in front of the server's
         SIGTERM/SIGINT handling when ``drain_on_signal`` is on."""
-        self.ensure_started()
+        self._backend_started = True
         await self.backend.start()
+        self.ensure_started()
         self._check_keepalive()
         if self.settings.drain_on_signal and self._signals is None:
             self._signals = SignalDrain(asyncio.get_running_loop(), self.drain)
@@ -191,6 +197,7 @@ class Hub:
             self._signals = None
         self.services.stop()
         await self.backend.aclose()
+        self._backend_started = False
 
     async def drain(
         self,
@@ -354,7 +361,10 @@ class Hub:
         live = Traffic()
         for connection in self.registry:
             live.add(connection.traffic)
-        return self.counters.snapshot(len(self.registry), live)
+        return {
+            **self.counters.snapshot(len(self.registry), live),
+            "backend": self.backend.describe(),
+        }
 
     def clock_now(self) -> float:
         """Seconds on the lag-adjusted clock that heartbeat deadlines use."""

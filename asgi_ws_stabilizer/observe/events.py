@@ -166,3 +166,24 @@ class Events:
         """A hub send was made: ``broadcast``, ``publish`` or ``send_to``."""
         for sink in self.sinks:
             sink.sent(kind)
+
+    # -- the backend -------------------------------------------------------------------------
+
+    def backend_state(self, state: str, **fields: Any) -> None:
+        """The backend connected, or lost its broker and is reconnecting."""
+        for sink in self.sinks:
+            sink.backend_state(state)
+        if state == "connected":
+            self.log.info("backend_connected", **fields)
+        else:
+            self.log.warning("backend_reconnecting", **fields)
+
+    def backend_dropped(self, *, count: int, **fields: Any) -> None:
+        """Hub sends dropped: more were held during an outage than ``backend_buffer_size``."""
+        for sink in self.sinks:
+            sink.backend_dropped(count)
+        self.log.warning("backend_buffer_full", dropped=count, **fields)
+
+    def backend_gap(self, **fields: Any) -> None:
+        """This process fell behind the bus further than Redis keeps it: messages were lost."""
+        self.log.warning("backend_gap", **fields)

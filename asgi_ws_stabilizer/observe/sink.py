@@ -57,3 +57,9 @@ class Sink:
 
     def resumed(self, result: str) -> None:
         """A resume was asked for: ``resumed``, or why it was refused (``RESUME_REASONS``)."""
+
+    def backend_state(self, state: str) -> None:
+        """The backend is now ``connected`` or ``reconnecting``."""
+
+    def backend_dropped(self, count: int) -> None:
+        """``count`` hub sends dropped past ``backend_buffer_size`` while the broker was away."""

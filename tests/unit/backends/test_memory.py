@@ -8,6 +8,7 @@ from asgi_ws_stabilizer.backends.base import Backend
 from asgi_ws_stabilizer.backends.memory import MemoryBackend
 from asgi_ws_stabilizer.core.delivery import BroadcastResult, Target
 from asgi_ws_stabilizer.core.messages import Frame, encode
+from asgi_ws_stabilizer.core.registry import Registry
 from asgi_ws_stabilizer.errors import StateError
 from asgi_ws_stabilizer.resume.sessions import SessionStore
 
@@ -36,7 +37,7 @@ def bound() -> tuple[MemoryBackend, FakeDelivery]:
     """A backend bound to a fake delivery."""
     backend = MemoryBackend(session_ttl=30.0, resume_buffer_size=64)
     local = FakeDelivery(BroadcastResult(targeted=3, queued=2, dropped=1), closed=2)
-    backend.bind(local)
+    backend.bind(local, Registry())
     return backend, local
 
 
@@ -68,7 +69,7 @@ async def test_rebinding_uses_the_new_delivery() -> None:
     """Sends go to the delivery bound last."""
     backend, first = bound()
     second = FakeDelivery(BroadcastResult(), closed=5)
-    backend.bind(second)
+    backend.bind(second, Registry())
     assert await backend.close("c", 1000, "") == 5
     assert first.closes == []
 

@@ -1,0 +1,383 @@
+"""The Redis backend: one hub over every process that shares a Redis (redis-py's redis.asyncio).
+
+Every hub send becomes one entry of a Redis stream (the bus), numbered by a Lua script
+(redis_scripts.py); every process reads the bus from its cursor and delivers each entry to its own
+sockets, its own publishes included, so a message reaches each socket once, by one path, in the
+order the bus gives it (and a publisher's sends reach the bus in the order it made them: one
+writer task per process sends them in turn).
+
+When Redis is unreachable, sends wait in a buffer of at most ``backend_buffer_size`` payload bytes
+and go out, in order, on recovery; past the bound the oldest are dropped, counted and logged. The
+writer reconnects with full-jitter backoff, re-registers this process's presence and the reader
+picks up from its cursor. A read never blocks longer than the socket timeout, so a half-dead
+link is noticed. A Redis that restarted (a new ``run_id``) is read from its start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, ResponseError
+
+from ..config.settings import StabilizerSettings
+from ..config.urls import mask_url
+from ..core.delivery import EVERYONE, BroadcastResult, Target
+from ..core.messages import Frame
+from ..observe.events import Events
+from ..resume.sessions import SessionStore
+from . import redis_scripts as lua
+from .base import Backend, LocalDelivery, Roster
+from .redis_presence import RedisPresence
+from .sendqueue import SendQueue
+
+PUBLISH_WAIT = 1.0
+"""Seconds a hub send waits for Redis before it reports the message deferred (held)."""
+SOCKET_TIMEOUT = 3.0
+"""No Redis read waits longer than this: a half-dead link is noticed within it."""
+BLOCK_MS = 1000
+"""How long one bus read waits for new entries (well within the socket timeout)."""
+BACKOFF = (0.1, 5.0)
+"""Reconnect delays, full jitter, doubling from the first to the cap."""
+BATCH = 64
+"""Sends written to Redis in one round trip."""
+BUS_LENGTH = 10_000
+"""Bus entries Redis keeps (approximately): how far behind a paused process may fall."""
+
+
+class RedisBackend(Backend):
+    """The hub's sends and presence through one Redis."""
+
+    def __init__(self, settings: StabilizerSettings, events: Events) -> None:
+        self.sessions = SessionStore(settings.session_ttl, settings.resume_buffer_size)
+        self._url = settings.backend_url
+        self._events = events
+        self.prefix = settings.backend_prefix + ":"
+        self.node = secrets.token_hex(8)
+        """This process's id in Redis."""
+        self.ttl_ms = int(settings.presence_ttl * 1000)
+        self._queue = SendQueue(settings.backend_buffer_size)
+        self._client: aioredis.Redis | None = None
+        self._wakeup = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._local: LocalDelivery | None = None
+        self._roster: Roster | None = None
+        self._cursor: int | None = None
+        self._run_id: str | None = None
+        self.state = "connecting"
+        self.reconnects = 0
+        self.dropped = 0
+        self.published = 0
+        self.received = 0
+        self.gaps = 0
+        self.presence = RedisPresence(self)
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {mask_url(self._url)} {self.state}>"
+
+    @property
+    def client(self) -> aioredis.Redis | None:
+        """The Redis client while connected."""
+        return self._client if self._connected.is_set() else None
+
+    def bind(self, local: LocalDelivery, roster: Roster) -> None:
+        self._local = local
+        self._roster = roster
+        roster.changes = self
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._write(), name="asgi_ws_stabilizer:redis-writer"),
+            loop.create_task(self._read(), name="asgi_ws_stabilizer:redis-reader"),
+        ]
+
+    async def aclose(self) -> None:
+        self._stopping = True
+        client = self.client
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._flush(client), PUBLISH_WAIT)
+                await asyncio.wait_for(
+                    client.eval(lua.LEAVE, 0, self.prefix, self.node), PUBLISH_WAIT
+                )
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._client is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._client.aclose()
+            self._client = None
+
+    # -- sends ---------------------------------------------------------------------------------
+
+    async def publish(
+        self, target: Target, frame: Frame, excluded: frozenset[str]
+    ) -> BroadcastResult:
+        message = frame.message
+        text = message.get("text")
+        payload: str | bytes = text if text is not None else message.get("bytes") or b""
+        kind = "t" if text is not None else "b"
+        args: list[str | bytes] = [target.kind, target.name, "\n".join(sorted(excluded))]
+        count = await self._send([*args, kind, payload, "0", ""], frame.size)
+        if count is None:
+            return BroadcastResult(deferred=1)
+        return BroadcastResult(targeted=count, queued=count)
+
+    async def close(self, client_id: str, code: int, reason: str) -> int:
+        count = await self._send(["close", client_id, "", "t", "", str(code), reason], 0)
+        return count or 0
+
+    async def _send(self, args: list[str | bytes], size: int) -> int | None:
+        """Queue one hub send; the cluster count of its targets, or ``None`` while held."""
+        connected = self._connected.is_set()
+        done: asyncio.Future[int] | None = (
+            asyncio.get_running_loop().create_future() if connected else None
+        )
+        dropped = self._queue.send(args, size, done)
+        self.published += 1
+        if dropped:
+            self.dropped += dropped
+            self._events.backend_dropped(
+                count=dropped, dropped_total=self.dropped, limit=self._queue.limit, state=self.state
+            )
+        self._wakeup.set()
+        if done is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(done), PUBLISH_WAIT)
+        except asyncio.TimeoutError:
+            return None
+
+    # -- presence changes (the registry's Changes) ----------------------------------------------
+
+    def added(self, connection_id: str, client_id: str) -> None:
+        self._change("add", connection_id, client_id, "")
+
+    def removed(self, connection_id: str, client_id: str) -> None:
+        self._change("remove", connection_id, client_id, "")
+
+    def joined(self, connection_id: str, client_id: str, group: str) -> None:
+        self._change("join", connection_id, client_id, group)
+
+    def left(self, connection_id: str, client_id: str, group: str) -> None:
+        self._change("leave", connection_id, client_id, group)
+
+    def renamed(self, connection_id: str, old_client_id: str, client_id: str) -> None:
+        self._change("rename", connection_id, old_client_id, client_id)
+
+    def _change(self, *op: str) -> None:
+        # While disconnected the change is not kept: the reconnect writes the whole roster.
+        if self._connected.is_set():
+            self._queue.change(*op)
+            self._wakeup.set()
+
+    # -- the writer: connects, sends in order, keeps presence alive -----------------------------
+
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        every = self.ttl_ms / 3000
+        refresh_at = 0.0
+        while not self._stopping:
+            client = self.client
+            if client is None:
+                await self._connect()
+                refresh_at = loop.time() + every
+                continue
+            if not self._queue:
+                self._wakeup.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), max(0.0, refresh_at - loop.time()))
+            try:
+                if self._queue:
+                    await self._flush(client)
+                if loop.time() >= refresh_at:
+                    # Keep this process in presence (also under a steady stream of sends).
+                    refresh_at = loop.time() + every
+                    await client.eval(lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "0")
+            except (RedisError, OSError) as exc:
+                self._broken(exc)
+
+    async def _flush(self, client: aioredis.Redis) -> None:
+        """Write the queue's head, ``BATCH`` items in one round trip, in order."""
+        while self._queue:
+            batch = self._queue.take(BATCH)
+            pipe = client.pipeline(transaction=False)
+            for item in batch:
+                if item.args is not None:
+                    pipe.eval(
+                        lua.PUBLISH, 0, self.prefix, self.node, item.pseq, self.ttl_ms,
+                        BUS_LENGTH, *item.args,
+                    )  # fmt: skip
+                else:
+                    pipe.eval(lua.PRESENCE, 0, self.prefix, self.node, self.ttl_ms, *item.ops)
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except BaseException:
+                self._queue.failed()
+                raise
+            counts = []
+            for result in results:
+                if isinstance(result, ResponseError):
+                    # A script error is a bug, not a broken link: report it, do not retry it.
+                    self._events.log.error("backend_script_error", error=str(result))
+                    counts.append(0)
+                else:
+                    counts.append(int(result[1]) if isinstance(result, list) else 0)
+            self._queue.written(counts)
+
+    async def _connect(self) -> aioredis.Redis | None:
+        """Connect (again), with backoff; write this process's presence; wake the reader."""
+        delay = BACKOFF[0]
+        while not self._stopping:
+            if self._client is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._client.aclose()
+                self._client = None
+            client = aioredis.from_url(
+                self._url,
+                socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),  # a retried write could run twice: pseq dedupes
+                health_check_interval=0,
+            )
+            try:
+                info: dict[str, Any] = await client.info("server")
+                top = await client.eval(lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "1")
+                run_id = str(info.get("run_id", ""))
+                self._connected.set()  # from here on, registry changes are queued
+                ops: list[str] = []
+                for entry in self._roster.snapshot() if self._roster is not None else ():
+                    ops += ["add", entry.connection_id, entry.client_id, ""]
+                    for group in entry.groups:
+                        ops += ["join", entry.connection_id, entry.client_id, group]
+                if ops:
+                    await client.eval(lua.PRESENCE, 0, self.prefix, self.node, self.ttl_ms, *ops)
+            except (RedisError, OSError) as exc:
+                self._connected.clear()
+                with contextlib.suppress(RedisError, OSError):
+                    await client.aclose()
+                if self.state != "reconnecting":
+                    self._set_state("reconnecting", error=type(exc).__name__)
+                await asyncio.sleep(random.uniform(0, delay))
+                delay = min(delay * 2, BACKOFF[1])
+                continue
+            if self._cursor is None or (self._run_id is not None and run_id != self._run_id):
+                # First connect: from the bus's top. A restarted Redis: from its start.
+                self._cursor = int(top) if self._cursor is None else 0
+            self._run_id = run_id
+            self._client = client
+            if self.state != "connecting":
+                self.reconnects += 1
+            self._set_state("connected")
+            return client
+        return None
+
+    def _broken(self, exc: BaseException) -> None:
+        if not self._connected.is_set():
+            return
+        self._connected.clear()
+        self._set_state("reconnecting", error=type(exc).__name__)
+        self._wakeup.set()
+
+    def _set_state(self, state: str, **fields: Any) -> None:
+        self.state = state
+        self._events.backend_state(
+            state, url=mask_url(self._url), node=self.node, buffered=self._queue.bytes, **fields
+        )
+
+    # -- the reader: the bus, from the cursor --------------------------------------------------
+
+    async def _read(self) -> None:
+        bus = self.prefix + "bus"
+        while not self._stopping:
+            await self._connected.wait()
+            client = self.client
+            if client is None or self._cursor is None:
+                continue
+            try:
+                response: object = await client.xread(
+                    {bus: f"{self._cursor}-0"}, count=512, block=BLOCK_MS
+                )
+            except (RedisError, OSError) as exc:
+                self._broken(exc)
+                continue
+            for entry_id, fields in _entries(response):
+                await self._deliver(entry_id, fields)
+
+    async def _deliver(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        number = int(entry_id.split(b"-")[0])
+        cursor = self._cursor or 0
+        if number <= cursor:
+            return
+        if number > cursor + 1:
+            self.gaps += number - cursor - 1
+            self._events.backend_gap(missed=number - cursor - 1, total=self.gaps)
+        self._cursor = number
+        self.received += 1
+        local = self._local
+        if local is None:
+            return
+        kind = fields[b"k"].decode()
+        target = fields[b"t"].decode()
+        try:
+            if kind == "close":
+                await local.close(target, int(fields[b"c"]), fields[b"r"].decode())
+                return
+            excluded = frozenset(x for x in fields[b"x"].decode().split("\n") if x)
+            payload = fields[b"p"]
+            message = (
+                {"type": "websocket.send", "text": payload.decode()}
+                if fields[b"f"] == b"t"
+                else {"type": "websocket.send", "bytes": payload}
+            )
+            where = (
+                EVERYONE
+                if kind == "all"
+                else Target("group", target)
+                if kind == "group"
+                else Target("client", target)
+            )
+            await local.deliver(where, Frame(message, len(payload)), excluded)
+        except Exception as exc:  # one bad entry must not stop the bus
+            self._events.log.error("backend_delivery_error", entry=number, exc_info=exc)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "kind": "redis",
+            "state": self.state,
+            "url": mask_url(self._url),
+            "node": self.node,
+            "reconnects": self.reconnects,
+            "buffered": self._queue.bytes,
+            "dropped": self.dropped,
+            "published": self.published,
+            "received": self.received,
+            "gaps": self.gaps,
+        }
+
+
+def _entries(response: object) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """The bus entries of an ``XREAD`` reply (RESP2: ``[[stream, entries]]``; RESP3: a dict)."""
+    streams = list(response.values()) if isinstance(response, dict) else response or []
+    out: list[tuple[bytes, dict[bytes, bytes]]] = []
+    for stream in streams if isinstance(streams, list) else []:
+        entries = stream[1] if isinstance(stream, list | tuple) and len(stream) == 2 else stream
+        for entry in entries if isinstance(entries, list) else []:
+            entry_id, fields = entry
+            if isinstance(entry_id, bytes) and isinstance(fields, dict):
+                out.append((entry_id, fields))
+    return out
