@@ -55,7 +55,9 @@ class MemoryBackend(Backend):
         return await delivery.deliver(target, frame, excluded)
 
     async def close(self, client_id: str, code: int, reason: str) -> int:
-        return await self._delivery().close(client_id, code, reason)
+        delivery = self._delivery()
+        self.published += 1
+        return await delivery.close(client_id, code, reason)
 
     def describe(self) -> dict[str, object]:
         return {

@@ -34,7 +34,8 @@ from ..observe.events import Events
 from ..resume.sessions import SessionStore
 from . import redis_scripts as lua
 from .base import Backend, LocalDelivery, Roster
-from .redis_presence import RedisPresence
+from .redis_presence import ChangeFeed, RedisPresence
+from .redis_replies import bus_entries, last_pseq
 from .sendqueue import SendQueue
 
 PUBLISH_WAIT = 1.0
@@ -66,7 +67,10 @@ class RedisBackend(Backend):
         self._client: aioredis.Redis | None = None
         self._wakeup = asyncio.Event()
         self._connected = asyncio.Event()
+        self._drained = asyncio.Event()
+        """Set when the writer has emptied the queue (``aclose`` waits for it)."""
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[int]] = set()
         self._stopping = False
         self._local: LocalDelivery | None = None
         self._roster: Roster | None = None
@@ -91,11 +95,16 @@ class RedisBackend(Backend):
     def bind(self, local: LocalDelivery, roster: Roster) -> None:
         self._local = local
         self._roster = roster
-        roster.changes = self
+        roster.changes = ChangeFeed(self._change)
 
     async def start(self) -> None:
         if self._tasks:
             return
+        self._stopping = False
+        # asyncio primitives bind to the loop that first waits on them: a new start, new ones.
+        self._wakeup = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._drained = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._write(), name="asgi_ws_stabilizer:redis-writer"),
@@ -103,20 +112,25 @@ class RedisBackend(Backend):
         ]
 
     async def aclose(self) -> None:
+        # Let the writer send what is queued (briefly), then stop and leave presence at once.
+        if len(self._queue) and self._connected.is_set():
+            self._drained.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), PUBLISH_WAIT)
         self._stopping = True
-        client = self.client
-        if client is not None:
-            with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
-                await asyncio.wait_for(self._flush(client), PUBLISH_WAIT)
-                await asyncio.wait_for(
-                    client.eval(lua.LEAVE, 0, self.prefix, self.node), PUBLISH_WAIT
-                )
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        client = self.client
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError, asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    client.eval(lua.LEAVE, 0, self.prefix, self.node), PUBLISH_WAIT
+                )
+        self._connected.clear()
         if self._client is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._client.aclose()
@@ -164,21 +178,6 @@ class RedisBackend(Backend):
 
     # -- presence changes (the registry's Changes) ----------------------------------------------
 
-    def added(self, connection_id: str, client_id: str) -> None:
-        self._change("add", connection_id, client_id, "")
-
-    def removed(self, connection_id: str, client_id: str) -> None:
-        self._change("remove", connection_id, client_id, "")
-
-    def joined(self, connection_id: str, client_id: str, group: str) -> None:
-        self._change("join", connection_id, client_id, group)
-
-    def left(self, connection_id: str, client_id: str, group: str) -> None:
-        self._change("leave", connection_id, client_id, group)
-
-    def renamed(self, connection_id: str, old_client_id: str, client_id: str) -> None:
-        self._change("rename", connection_id, old_client_id, client_id)
-
     def _change(self, *op: str) -> None:
         # While disconnected the change is not kept: the reconnect writes the whole roster.
         if self._connected.is_set():
@@ -202,14 +201,25 @@ class RedisBackend(Backend):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), max(0.0, refresh_at - loop.time()))
             try:
+                if self._queue.uncertain:
+                    await self._settle(client)
                 if self._queue:
                     await self._flush(client)
+                    self._drained.set()
                 if loop.time() >= refresh_at:
                     # Keep this process in presence (also under a steady stream of sends).
                     refresh_at = loop.time() + every
                     await client.eval(lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "0")
             except (RedisError, OSError) as exc:
                 self._broken(exc)
+
+    async def _settle(self, client: aioredis.Redis) -> None:
+        """After a write lost its reply: find in the bus the last send of this process that ran
+        (entries carry node and pseq), so that the retry does not run it twice."""
+        last = await last_pseq(client, self.prefix + "bus", self.node, BUS_LENGTH)
+        settled = self._queue.confirm(last)
+        if settled:
+            self._events.log.info("backend_settled", sends=settled, last_pseq=last)
 
     async def _flush(self, client: aioredis.Redis) -> None:
         """Write the queue's head, ``BATCH`` items in one round trip, in order."""
@@ -219,9 +229,8 @@ class RedisBackend(Backend):
             for item in batch:
                 if item.args is not None:
                     pipe.eval(
-                        lua.PUBLISH, 0, self.prefix, self.node, item.pseq, self.ttl_ms,
-                        BUS_LENGTH, *item.args,
-                    )  # fmt: skip
+                        lua.PUBLISH, 0, self.prefix, self.node, item.pseq, BUS_LENGTH, *item.args
+                    )
                 else:
                     pipe.eval(lua.PRESENCE, 0, self.prefix, self.node, self.ttl_ms, *item.ops)
             try:
@@ -258,7 +267,15 @@ class RedisBackend(Backend):
                 info: dict[str, Any] = await client.info("server")
                 top = await client.eval(lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "1")
                 run_id = str(info.get("run_id", ""))
-                self._connected.set()  # from here on, registry changes are queued
+                if self._cursor is None or run_id != self._run_id:
+                    # First connect: from the bus's top. A restarted Redis: from its start.
+                    self._cursor = int(top) if self._cursor is None else 0
+                self._run_id = run_id
+                self._client = client
+                # The roster written below says it all: changes queued before it are moot, and
+                # from here on (no await in between) every change is queued after it.
+                self._queue.drop_changes()
+                self._connected.set()
                 ops: list[str] = []
                 for entry in self._roster.snapshot() if self._roster is not None else ():
                     ops += ["add", entry.connection_id, entry.client_id, ""]
@@ -268,6 +285,7 @@ class RedisBackend(Backend):
                     await client.eval(lua.PRESENCE, 0, self.prefix, self.node, self.ttl_ms, *ops)
             except (RedisError, OSError) as exc:
                 self._connected.clear()
+                self._client = None
                 with contextlib.suppress(RedisError, OSError):
                     await client.aclose()
                 if self.state != "reconnecting":
@@ -275,11 +293,6 @@ class RedisBackend(Backend):
                 await asyncio.sleep(random.uniform(0, delay))
                 delay = min(delay * 2, BACKOFF[1])
                 continue
-            if self._cursor is None or (self._run_id is not None and run_id != self._run_id):
-                # First connect: from the bus's top. A restarted Redis: from its start.
-                self._cursor = int(top) if self._cursor is None else 0
-            self._run_id = run_id
-            self._client = client
             if self.state != "connecting":
                 self.reconnects += 1
             self._set_state("connected")
@@ -315,7 +328,7 @@ class RedisBackend(Backend):
             except (RedisError, OSError) as exc:
                 self._broken(exc)
                 continue
-            for entry_id, fields in _entries(response):
+            for entry_id, fields in bus_entries(response):
                 await self._deliver(entry_id, fields)
 
     async def _deliver(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
@@ -335,7 +348,13 @@ class RedisBackend(Backend):
         target = fields[b"t"].decode()
         try:
             if kind == "close":
-                await local.close(target, int(fields[b"c"]), fields[b"r"].decode())
+                # Writing the closes may wait (CLOSE_TIMEOUT): not on the bus's time. The task
+                # sheds the sockets in its first step, before the next entry is delivered.
+                close = local.close(target, int(fields[b"c"]), fields[b"r"].decode())
+                task = asyncio.get_running_loop().create_task(close)
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+                await asyncio.sleep(0)
                 return
             excluded = frozenset(x for x in fields[b"x"].decode().split("\n") if x)
             payload = fields[b"p"]
@@ -368,16 +387,3 @@ class RedisBackend(Backend):
             "received": self.received,
             "gaps": self.gaps,
         }
-
-
-def _entries(response: object) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    """The bus entries of an ``XREAD`` reply (RESP2: ``[[stream, entries]]``; RESP3: a dict)."""
-    streams = list(response.values()) if isinstance(response, dict) else response or []
-    out: list[tuple[bytes, dict[bytes, bytes]]] = []
-    for stream in streams if isinstance(streams, list) else []:
-        entries = stream[1] if isinstance(stream, list | tuple) and len(stream) == 2 else stream
-        for entry in entries if isinstance(entries, list) else []:
-            entry_id, fields = entry
-            if isinstance(entry_id, bytes) and isinstance(fields, dict):
-                out.append((entry_id, fields))
-    return out

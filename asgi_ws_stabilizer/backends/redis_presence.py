@@ -4,6 +4,7 @@ drops out within ``presence_ttl``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -57,3 +58,27 @@ class RedisPresence(Presence):
 def _ids(result: object) -> list[str]:
     items = result if isinstance(result, list) else []
     return sorted(i.decode() if isinstance(i, bytes) else str(i) for i in items)
+
+
+class ChangeFeed:
+    """The registry's changes, as presence operations for the writer (``Changes``)."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self, queue: Callable[..., None]) -> None:
+        self._queue = queue
+
+    def added(self, connection_id: str, client_id: str) -> None:
+        self._queue("add", connection_id, client_id, "")
+
+    def removed(self, connection_id: str, client_id: str) -> None:
+        self._queue("remove", connection_id, client_id, "")
+
+    def joined(self, connection_id: str, client_id: str, group: str) -> None:
+        self._queue("join", connection_id, client_id, group)
+
+    def left(self, connection_id: str, client_id: str, group: str) -> None:
+        self._queue("leave", connection_id, client_id, group)
+
+    def renamed(self, connection_id: str, old_client_id: str, client_id: str) -> None:
+        self._queue("rename", connection_id, old_client_id, client_id)

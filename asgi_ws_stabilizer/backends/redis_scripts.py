@@ -8,9 +8,12 @@ Keys, all under ``<prefix>:`` (``backend_prefix``):
   ``TIME``); a process refreshes its score every ``presence_ttl`` / 3;
 * ``n:<node>:c`` (connection id -> client id), ``n:<node>:cc`` (client id -> sockets),
   ``n:<node>:g:<group>`` (connection id -> client id), ``n:<node>:gs`` (group -> sockets):
-  one process's sockets; ``n:<node>:pseq``: the last publish it made (a retried publish that
-  already ran is not run twice). Every ``n:<node>:*`` key expires ``presence_ttl`` after the
-  process's last refresh, so a process killed without a word leaves nothing behind.
+  one process's sockets. Every ``n:<node>:*`` key expires ``presence_ttl`` after the process's
+  last refresh, so a process killed without a word leaves nothing behind.
+
+A bus entry records the process that made it and that process's number for it (``n``, ``q``):
+a writer that lost the reply to a batch finds in the bus which of its sends already ran, so a
+retry never delivers a message twice, however long Redis was away.
 """
 
 from __future__ import annotations
@@ -26,18 +29,13 @@ end
 PUBLISH = (
     _LIVE_NODES
     + """
--- KEYS: none (the keys are built from the prefix). ARGV: prefix, node, pseq, ttl_ms, maxlen,
--- kind, target, excluded (newline-separated ids), frame type, payload, close code, reason.
-local prefix, node, pseq = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local pkey = prefix .. 'n:' .. node .. ':pseq'
-local last = tonumber(redis.call('GET', pkey) or '0')
-if pseq <= last then
-  return {-1, 0}
-end
-redis.call('SET', pkey, ARGV[3], 'PX', ARGV[4])
-local kind, target = ARGV[6], ARGV[7]
+-- ARGV: prefix, node, pseq, maxlen, kind, target, excluded (newline-separated ids), frame
+-- type, payload, close code, reason. The entry records the node and its pseq, so that a
+-- publisher that lost a reply can tell from the bus what already ran (no TTL'd key involved).
+local prefix, node = ARGV[1], ARGV[2]
+local kind, target = ARGV[5], ARGV[6]
 local excluded = {}
-for id in string.gmatch(ARGV[8], '[^\\n]+') do excluded[id] = true end
+for id in string.gmatch(ARGV[7], '[^\\n]+') do excluded[id] = true end
 local count = 0
 for _, other in ipairs(live_nodes(prefix)) do
   local base = prefix .. 'n:' .. other
@@ -59,9 +57,9 @@ for _, other in ipairs(live_nodes(prefix)) do
   end
 end
 local g = redis.call('INCR', prefix .. 'g')
-redis.call('XADD', prefix .. 'bus', 'MAXLEN', '~', ARGV[5], g .. '-0',
-  'k', kind, 't', target, 'x', ARGV[8], 'f', ARGV[9], 'p', ARGV[10], 'c', ARGV[11],
-  'r', ARGV[12], 'n', node)
+redis.call('XADD', prefix .. 'bus', 'MAXLEN', '~', ARGV[4], g .. '-0',
+  'k', kind, 't', target, 'x', ARGV[7], 'f', ARGV[8], 'p', ARGV[9], 'c', ARGV[10],
+  'r', ARGV[11], 'n', node, 'q', ARGV[3])
 return {g, count}
 """
 )
@@ -124,7 +122,7 @@ if ARGV[4] == '1' then
 end
 redis.call('ZADD', prefix .. 'nodes', now + ttl, node)
 redis.call('ZREMRANGEBYSCORE', prefix .. 'nodes', '-inf', now)
-for _, key in ipairs({base .. ':c', base .. ':cc', base .. ':gs', base .. ':pseq'}) do
+for _, key in ipairs({base .. ':c', base .. ':cc', base .. ':gs'}) do
   redis.call('PEXPIRE', key, ttl)
 end
 for _, group in ipairs(groups) do redis.call('PEXPIRE', base .. ':g:' .. group, ttl) end
@@ -138,7 +136,7 @@ local base = prefix .. 'n:' .. node
 for _, group in ipairs(redis.call('HKEYS', base .. ':gs')) do
   redis.call('DEL', base .. ':g:' .. group)
 end
-redis.call('DEL', base .. ':c', base .. ':cc', base .. ':gs', base .. ':pseq')
+redis.call('DEL', base .. ':c', base .. ':cc', base .. ':gs')
 redis.call('ZREM', prefix .. 'nodes', node)
 return 1
 """

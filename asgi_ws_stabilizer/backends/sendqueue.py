@@ -29,6 +29,8 @@ class Item:
     """Resolved with the number of sockets it targets across the cluster (0 when dropped)."""
     in_flight: bool = False
     """Being written now: never dropped, never extended."""
+    uncertain: bool = False
+    """Its write failed without a reply: it may have run (see ``confirm``)."""
 
 
 class SendQueue:
@@ -72,6 +74,10 @@ class SendQueue:
         else:
             self._items.append(Item(ops=list(op)))
 
+    def drop_changes(self) -> None:
+        """Forget queued presence changes (a full rewrite of the presence supersedes them)."""
+        self._items = deque(i for i in self._items if i.args is not None or i.in_flight)
+
     def take(self, most: int) -> list[Item]:
         """The oldest ``most`` items, now in flight (still queued until ``written``)."""
         batch = list(itertools.islice(self._items, most))
@@ -87,9 +93,35 @@ class SendQueue:
             _resolve(item, count)
 
     def failed(self) -> None:
-        """The write of the items in flight failed: they wait for the next attempt."""
+        """The write of the items in flight failed: they wait for the next attempt, and until
+        ``confirm`` nobody knows whether they ran."""
         for item in self._items:
-            item.in_flight = False
+            if item.in_flight:
+                item.in_flight = False
+                item.uncertain = True
+
+    @property
+    def uncertain(self) -> bool:
+        """Whether some items may have run already."""
+        return any(item.uncertain for item in self._items)
+
+    def confirm(self, last_pseq: int) -> int:
+        """The broker has every send up to ``last_pseq``: those items are done (their target
+        count is lost: 0). Returns how many."""
+        done = 0
+        while self._items and self._items[0].uncertain:
+            item = self._items[0]
+            if item.args is not None and item.pseq > last_pseq:
+                break
+            # A presence change that may have run is harmless to run again (idempotent), but
+            # one queued before a send that ran did run: drop it too.
+            self._items.popleft()
+            self.bytes -= item.size
+            _resolve(item, 0)
+            done += item.args is not None
+        for item in self._items:
+            item.uncertain = False
+        return done
 
 
 def _resolve(item: Item, count: int) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
-
-_PASSWORD = re.compile(r"^([a-z]+://[^:/@]*:)[^/]*@", re.IGNORECASE)
 
 BACKEND_SCHEMES = ("memory", "redis", "rediss", "unix")
 
@@ -33,5 +30,14 @@ def backend_url_problem(url: str) -> str | None:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``: for logs, errors and stats."""
-    return _PASSWORD.sub(r"\1***@", url)
+    """``url`` with its password (if any) replaced by ``***``: for logs, errors and stats.
+
+    The user information ends at the last ``@`` (a password may hold ``@`` or ``/`` when it was
+    not percent-encoded), and spaces around the URL do not hide it."""
+    text = url.strip()
+    scheme, sep, rest = text.partition("://")
+    at = rest.rfind("@")
+    if not sep or at < 0:
+        return text
+    user, colon, _ = rest[:at].partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{rest[at + 1 :]}"

@@ -95,7 +95,7 @@ class Registry(Generic[E]):
 
     def rekey(self, entry: E, old_client_id: str) -> None:
         """File a registered ``entry`` under its new ``client_id`` (it was ``old_client_id``)."""
-        if self._by_id.get(entry.connection_id) is not entry:
+        if self._by_id.get(entry.connection_id) is not entry or old_client_id == entry.client_id:
             return
         sockets = self._by_client.get(old_client_id)
         if sockets is not None:
