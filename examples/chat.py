@@ -18,8 +18,9 @@ answers the heartbeat, reconnects with backoff and queues what you send while it
   ``.venv/bin/python -m examples.cut_proxy`` and the page on port 8001): the tab resumes its
   session within ``session_ttl`` (30 s here). It keeps its room without rejoining and gets every
   message it missed, replayed once and in order; the page says "resumed: N replayed, 0 missed".
-* **A server restart**: sessions live in the server process's memory (a shared backend such as
-  Redis is not built yet), so the new process does not know them, even with
+* **A server restart**: sessions live in the server process's memory (the Redis backend carries
+  hub sends and presence across processes, but not sessions yet), so the new process does not
+  know them, even with
   ``WS_STABILIZER_SECRET_KEY`` set (the old token is then valid, but the session is
   ``session_unknown``). The tab reconnects by itself, gets a fresh session, rejoins its room (the
   room sees "joined" again) and the page says "reconnected (new session)". Messages sent while the
