@@ -37,6 +37,9 @@ class Listener:
     async def _read(self) -> None:
         try:
             async for frame in self.ws:
+                if frame == "ping":  # the middleware's text heartbeat, when it is on
+                    await self.ws.send("pong")
+                    continue
                 self.frames.append(frame if isinstance(frame, str) else frame.decode())
         except ConnectionClosed:
             pass

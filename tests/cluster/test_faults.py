@@ -56,8 +56,14 @@ async def test_killed_connections_and_a_frozen_redis_lose_and_repeat_nothing(
     cluster: StartCluster, redis_server: RedisServer
 ) -> None:
     """CLIENT KILL of the backend's connections, then Redis frozen (SIGSTOP) for 3 s, while
-    2,000 numbered messages flow: every socket gets all of its messages, in order, once."""
-    c = await cluster(3)
+    2,000 numbered messages flow: every socket gets all of its messages, in order, once; and
+    the heartbeat goes on meanwhile."""
+    beat = {
+        "WS_STABILIZER_HEARTBEAT_CLIENTS": "all",
+        "WS_STABILIZER_HEARTBEAT_INTERVAL": "0.5",
+        "WS_STABILIZER_HEARTBEAT_TIMEOUT": "5",
+    }
+    c = await cluster(3, beat)
     n = 2000
     specs = [(w, f"f{w.name}-{k}", ["g"] if k % 2 else []) for w in c.workers for k in range(3)]
     listeners = await listen_all(specs)
@@ -69,7 +75,12 @@ async def test_killed_connections_and_a_frozen_redis_lose_and_repeat_nothing(
     await asyncio.sleep(t(0.5))
     assert not (await c.burst_status(c.workers[0]))["done"], "the burst ended before the faults"
     async with paused(redis_server):
-        await asyncio.sleep(3)
+        await asyncio.sleep(1.5)
+        before = [(await c.stats(w))["pings_sent"] for w in c.workers]
+        await asyncio.sleep(1.5)
+        during = [(await c.stats(w))["pings_sent"] for w in c.workers]
+    # Redis frozen, every worker went on pinging its 3 sockets (each every 0.5 s after its pong).
+    assert all(b + 3 <= d for b, d in zip(before, during, strict=True)), (before, during)
     status = await burst_done(c, c.workers[0], t(20))
     assert status["errors"] == []
     assert status["sent"] == n
@@ -82,6 +93,7 @@ async def test_killed_connections_and_a_frozen_redis_lose_and_repeat_nothing(
         backend = await c.backend(worker)
         assert backend["state"] == "connected", (worker.name, backend)
         assert backend["dropped"] == 0, (worker.name, backend)
+        assert (await c.stats(worker))["heartbeat_timeouts"] == 0, worker.name
 
 
 async def test_publishes_past_the_outage_buffer_are_dropped_and_counted(
