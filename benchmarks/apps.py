@@ -8,7 +8,11 @@
 Every subject serves the same routes: ``/echo`` (answer each text), ``/sub`` (listen; any text
 is ignored), ``/flood`` (send 64 KiB frames until the peer stops reading), ``POST
 /broadcast?seq=N&size=B`` (start a broadcast in the background and answer at once) and ``GET
-/_bench/state`` (sockets registered, asyncio tasks).
+/_bench/state`` (sockets registered, asyncio tasks; ``ours`` adds ``backend``, its backend's
+counters). ``bare`` and ``ours`` also serve ``POST /paced?rate=R&seconds=S&size=B``: broadcasts
+at a steady ``R`` per second for ``S`` seconds, each started in the background at its due time
+with the send timestamp in its payload; it answers when every one has been handed over, with
+how many.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from starlette.applications import Starlette
@@ -41,6 +46,31 @@ def payload(seq: int, size: int) -> str:
     return head + "x" * max(0, size - len(head))
 
 
+async def paced(
+    request: Request,
+    send: Callable[[str], Coroutine[Any, Any, Any]],
+    deferred: Callable[[Any], int],
+) -> Response:
+    """Start ``send(payload)`` at ``rate`` per second for ``seconds`` (due times fixed in
+    advance, so a late turn of the loop is caught up at once), then wait for them all."""
+    q = request.query_params
+    rate, seconds, size = float(q["rate"]), float(q["seconds"]), int(q.get("size", "64"))
+    count = max(1, round(rate * seconds))
+    loop = asyncio.get_running_loop()
+    sends: list[asyncio.Task[Any]] = []
+    start = loop.time()
+    for seq in range(count):
+        delay = start + seq / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sends.append(loop.create_task(send(payload(seq, size))))
+    elapsed = loop.time() - start
+    results = await asyncio.gather(*sends)
+    return JSONResponse(
+        {"sent": count, "seconds": elapsed, "deferred": sum(deferred(r) for r in results)}
+    )
+
+
 async def flood_until_stuck(websocket: WebSocket) -> None:
     """Send 64 KiB frames until the peer stops reading (then the send blocks)."""
     chunk = "f" * 65536
@@ -60,11 +90,12 @@ async def echo(websocket: WebSocket) -> None:
         return
 
 
-def state_route(registered: Any) -> Route:
+def state_route(registered: Any, backend: Callable[[], dict[str, Any]] | None = None) -> Route:
     async def state(request: Request) -> Response:
-        return JSONResponse(
-            {"registered": registered(), "tasks": len(asyncio.all_tasks()), "pid": os.getpid()}
-        )
+        body = {"registered": registered(), "tasks": len(asyncio.all_tasks()), "pid": os.getpid()}
+        if backend is not None:
+            body["backend"] = backend()
+        return JSONResponse(body)
 
     return Route("/_bench/state", state)
 
@@ -103,12 +134,16 @@ def bare_app() -> Any:
         _spawn(fan_out(payload(int(q["seq"]), int(q.get("size", "64")))))
         return JSONResponse({"targets": len(sockets)})
 
+    async def paced_route(request: Request) -> Response:
+        return await paced(request, fan_out, lambda _: 0)
+
     return Starlette(
         routes=[
             WebSocketRoute("/echo", echo),
             WebSocketRoute("/sub", sub),
             WebSocketRoute("/flood", flood),
             Route("/broadcast", broadcast, methods=["POST"]),
+            Route("/paced", paced_route, methods=["POST"]),
             state_route(lambda: len(sockets)),
         ]
     )
@@ -136,13 +171,17 @@ def ours_app() -> Any:
         _spawn(hub.broadcast(payload(int(q["seq"]), int(q.get("size", "64")))))
         return JSONResponse({"targets": hub.connection_count})
 
+    async def paced_route(request: Request) -> Response:
+        return await paced(request, hub.broadcast, lambda result: int(result.deferred))
+
     app = Starlette(
         routes=[
             WebSocketRoute("/echo", echo),
             WebSocketRoute("/sub", sub),
             WebSocketRoute("/flood", flood),
             Route("/broadcast", broadcast, methods=["POST"]),
-            state_route(lambda: hub.connection_count),
+            Route("/paced", paced_route, methods=["POST"]),
+            state_route(lambda: hub.connection_count, hub.backend.describe),
         ]
     )
     app.add_middleware(StabilizerMiddleware, hub=hub)

@@ -3,6 +3,7 @@
     python -m benchmarks.run                 # the full run (about 15 minutes)
     python -m benchmarks.run --quick         # smaller sizes, one repeat
     python -m benchmarks.run --scenarios echo,fanout --subjects bare,ours
+    python -m benchmarks.run --scenarios cluster --subjects ours   # needs redis-server
 
 Writes ``benchmarks/results/latest.json`` and ``latest.md`` (see benchmarks/README.md).
 """
@@ -16,19 +17,21 @@ import importlib.metadata
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import scenarios, server
-from .scenarios import Sizes
+from . import cluster, scenarios, server
+from .redis_server import redis_server_path
+from .scenarios import Sizes, median_of
 from .server import CLIENT_CORE, Server, can_pin
 
 SUBJECTS = ("bare", "ours", "seed")
 SCENARIOS = ("echo", "fanout", "slow", "idle", "churn", "dead")
+EXTRA_SCENARIOS = ("cluster",)
+"""Not in the default run: ``cluster`` needs ``redis-server`` (``--scenarios cluster``)."""
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_INTERVAL, DEFAULT_TIMEOUT = 20.0, 10.0
 
@@ -42,17 +45,6 @@ def available(subject: str) -> bool:
     except importlib.metadata.PackageNotFoundError:
         return False
     return True
-
-
-def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-key median of numeric figures over repeats (the rest from the first run)."""
-    merged = dict(runs[0])
-    for key, value in runs[0].items():
-        values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
-        if isinstance(value, int | float) and len(values) == len(runs):
-            merged[key] = statistics.median(values)
-    merged["repeats"] = len(runs)
-    return merged
 
 
 async def interleaved(
@@ -78,6 +70,10 @@ async def run_scenario(
         return await interleaved(
             subjects, sizes.repeats, lambda server: scenarios.echo(server, sizes)
         )
+    if scenario == "cluster":
+        executable = redis_server_path()
+        assert executable is not None
+        return await cluster.cluster(executable, sizes)
     if scenario == "fanout":
         by_size: dict[str, dict[str, dict[str, Any]]] = {}
         for n in sizes.fanout_sockets:
@@ -112,6 +108,17 @@ async def run_scenario(
                 raise ValueError(f"unknown scenario {scenario!r}")
         print(f"  {scenario} {subject}: {time.monotonic() - started:.1f} s", flush=True)
     return out
+
+
+def skip_reason(scenario: str, subjects: list[str]) -> str | None:
+    """Why a scenario cannot run here, or ``None``."""
+    if scenario != "cluster":
+        return None
+    if "ours" not in subjects:
+        return "cluster measures the ours subject only, and --subjects leaves it out"
+    if redis_server_path() is None:
+        return "redis-server is not installed (apt-get install redis-server)"
+    return None
 
 
 def ratio(ours: float | None, bare: float | None) -> float | None:
@@ -196,6 +203,15 @@ def checks(results: dict[str, dict[str, Any]], fast_heartbeat: bool) -> list[dic
         check("churn: tasks left, ours", get("churn", "ours", "tasks_left"), 0, "tasks")
         growth = get("churn", "ours", "memory_growth_bytes")
         check("churn: memory growth, ours", None if growth is None else growth / 2**20, 5.0, "MiB")
+    if "cluster" in results:
+        for mode in ("memory", "cluster"):
+            check(
+                f"cluster: messages missing at {get('cluster', mode, 'latency', 'rate_per_s')}/s,"
+                f" {mode}",
+                get("cluster", mode, "latency", "missing"),
+                0,
+                "messages",
+            )
     if "dead" in results:
         interval, timeout = (1.0, 1.0) if fast_heartbeat else (DEFAULT_INTERVAL, DEFAULT_TIMEOUT)
         check(
@@ -238,6 +254,8 @@ def markdown(report: dict[str, Any]) -> str:
     for scenario, by_subject in results.items():
         subjects = list(by_subject)
         ratios = [("ours", "bare"), *([("ours", "before")] if "before" in subjects else [])]
+        if {"cluster", "memory"} <= set(subjects):
+            ratios = [("cluster", "memory")]
         lines += [
             f"### {scenario}",
             "",
@@ -282,7 +300,12 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     mode.add_argument("--quick", action="store_true", help="smaller sizes, one repeat")
     mode.add_argument("--smoke", action="store_true", help="tiny sizes (the test suite's run)")
     parser.add_argument("--subjects", default=",".join(SUBJECTS))
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, of {', '.join(SCENARIOS + EXTRA_SCENARIOS)} "
+        f"(default: all but {', '.join(EXTRA_SCENARIOS)})",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--baseline",
@@ -303,7 +326,13 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     if can_pin():
         os.sched_setaffinity(0, {CLIENT_CORE})
     results: dict[str, dict[str, Any]] = {}
+    skipped_scenarios: dict[str, str] = {}
     for scenario in [s for s in args.scenarios.split(",") if s]:
+        reason = skip_reason(scenario, subjects)
+        if reason is not None:
+            print(f"{scenario}: skipped, {reason}", flush=True)
+            skipped_scenarios[scenario] = reason
+            continue
         started = time.monotonic()
         results[scenario] = await run_scenario(scenario, subjects, sizes, fast_heartbeat)
         print(f"{scenario}: {time.monotonic() - started:.1f} s", flush=True)
@@ -321,6 +350,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
             "mode": "smoke" if args.smoke else "quick" if args.quick else "full",
             "sizes": vars(sizes) if hasattr(sizes, "__dict__") else {},
             "skipped_subjects": skipped,
+            "skipped_scenarios": skipped_scenarios,
         },
         "results": results,
     }

@@ -38,6 +38,12 @@ class Sizes:
     churn_cycles: int = 5000
     churn_warmup: int = 500
     dead_timeout: float = 60.0
+    cluster_workers: int = 3
+    cluster_sockets_per_worker: int = 1000
+    cluster_broadcasts: int = 20
+    cluster_rate: float = 1000.0
+    cluster_seconds: float = 5.0
+    cluster_latency_sockets: int = 10
     repeats: int = 5
 
 
@@ -51,6 +57,9 @@ QUICK = Sizes(
     idle_seconds=10.0,
     churn_cycles=1000,
     churn_warmup=200,
+    cluster_sockets_per_worker=300,
+    cluster_broadcasts=10,
+    cluster_seconds=2.0,
     repeats=3,
 )
 SMOKE = Sizes(
@@ -65,8 +74,23 @@ SMOKE = Sizes(
     churn_cycles=20,
     churn_warmup=5,
     dead_timeout=15.0,
+    cluster_sockets_per_worker=5,
+    cluster_broadcasts=2,
+    cluster_seconds=0.5,
+    cluster_latency_sockets=2,
     repeats=1,
 )
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-key median of numeric figures over repeats (the rest from the first run)."""
+    merged = dict(runs[0])
+    for key, value in runs[0].items():
+        values = [r[key] for r in runs if isinstance(r.get(key), int | float)]
+        if isinstance(value, int | float) and len(values) == len(runs):
+            merged[key] = statistics.median(values)
+    merged["repeats"] = len(runs)
+    return merged
 
 
 def percentile(values: list[float], q: float) -> float:

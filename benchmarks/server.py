@@ -26,6 +26,15 @@ def can_pin() -> bool:
     return (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds process ``pid`` has used, all threads, from schedstat (nanoseconds)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -85,11 +94,7 @@ class Server:
 
     def cpu(self) -> float:
         """CPU seconds the process has used, all threads, from schedstat (nanoseconds)."""
-        total = 0
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                total += int((task / "schedstat").read_text().split()[0])
-        return total / 1e9
+        return process_cpu(self.pid)
 
     def rss(self) -> int:
         """Resident memory in bytes."""

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,3 +44,36 @@ def test_benchmarks_smoke(tmp_path: Path) -> None:
         "dead",
     }
     assert (tmp_path / "latest.md").read_text().startswith("Run ")
+
+
+def test_benchmarks_cluster_smoke(tmp_path: Path) -> None:
+    """`--scenarios cluster` (not in the default run: it needs redis-server) runs at tiny size:
+    three workers on one private Redis against one worker in memory mode, nothing lost."""
+    if shutil.which("redis-server") is None:
+        reason = "redis-server is not installed: no cluster benchmark"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI=true, where it is installed")
+        pytest.skip(reason)
+    command = [
+        sys.executable, "-m", "benchmarks.run", "--smoke", "--scenarios", "cluster",
+        "--subjects", "ours", "--out", str(tmp_path),
+    ]  # fmt: skip
+    run = subprocess.run(
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((tmp_path / "latest.json").read_text())
+    cluster = report["results"]["cluster"]
+    assert set(cluster) == {"memory", "cluster"}
+    for mode in ("memory", "cluster"):
+        assert cluster[mode]["incomplete_broadcasts"] == 0, mode
+        assert cluster[mode]["latency"]["sent"] > 0, mode
+        assert cluster[mode]["latency"]["missing"] == 0, mode
+    assert cluster["cluster"]["workers"] == 3
+    assert cluster["cluster"]["redis_cpu_us_per_delivered"] >= 0
+    assert all(c["holds"] for c in report["checks"]), report["checks"]
+    assert "| figure | memory | cluster | cluster/memory |" in (tmp_path / "latest.md").read_text()
