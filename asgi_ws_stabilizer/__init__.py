@@ -12,7 +12,7 @@ from .client_js import client_route
 from .codes import CloseCode
 from .config.settings import SettingsOverrides, StabilizerSettings
 from .core.admission import Refusal
-from .core.delivery import BroadcastResult
+from .core.delivery import BroadcastResult, DeferredResult
 from .core.drain import ShutdownReport
 from .dependencies import get_connection, get_hub
 from .errors import (
@@ -38,6 +38,7 @@ __all__ = [
     "CloseCode",
     "ConnectionGoneError",
     "ConnectionHandle",
+    "DeferredResult",
     "Hub",
     "InvalidClientIdError",
     "InvalidGroupError",

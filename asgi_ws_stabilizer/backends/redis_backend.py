@@ -28,7 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ..config.settings import StabilizerSettings
 from ..config.urls import mask_url
-from ..core.delivery import EVERYONE, BroadcastResult, Target
+from ..core.delivery import EVERYONE, BroadcastResult, DeferredResult, Target
 from ..core.messages import Frame
 from ..observe.events import Events
 from ..resume.sessions import SessionStore
@@ -148,7 +148,7 @@ class RedisBackend(Backend):
         args: list[str | bytes] = [target.kind, target.name, "\n".join(sorted(excluded))]
         count = await self._send([*args, kind, payload, "0", ""], frame.size)
         if count is None:
-            return BroadcastResult(deferred=1)
+            return DeferredResult()
         return BroadcastResult(targeted=count, queued=count)
 
     async def close(self, client_id: str, code: int, reason: str) -> int:

@@ -74,8 +74,11 @@ class BroadcastResult:
     """Sockets that dropped it, or dropped older messages to take it (then also ``queued``)."""
     closed: int = 0
     """Sockets closed 1013 because their outbox overflowed."""
-    deferred: int = 0
-    """1 when the message waits in the backend's outage buffer (it goes out on recovery)."""
+
+    @property
+    def deferred(self) -> bool:
+        """Whether the message waits in the backend's outage buffer (see ``DeferredResult``)."""
+        return False
 
     def count(self, outcome: Delivery) -> None:
         """Add one socket's outcome."""
@@ -89,3 +92,13 @@ class BroadcastResult:
             self.dropped += 1
         elif outcome is Delivery.CLOSED:
             self.closed += 1
+
+
+@dataclass
+class DeferredResult(BroadcastResult):
+    """A send that waits in the backend's outage buffer: it goes out, in order, when the broker
+    is back; how many sockets take it is not known yet (the counts are 0)."""
+
+    @property
+    def deferred(self) -> bool:
+        return True
