@@ -32,6 +32,7 @@ from .client import WSClient, http_post
 from .redis_server import RedisServer
 from .scenarios import (
     HOST,
+    Deliveries,
     Sizes,
     close_all,
     connect_many,
@@ -85,40 +86,23 @@ async def fanout(
 ) -> dict[str, Any]:
     """Broadcasts started on ``servers[0]`` to ``per_server`` readers on every server."""
     sockets = per_server * len(servers)
-    seen: dict[int, list[float]] = {}
-    done: dict[int, asyncio.Event] = {}
-
-    def on_text(text: str, at: float) -> None:
-        seq_text, sent_text, _ = text.split(" ", 2)
-        seq = int(seq_text)
-        arrivals = seen.setdefault(seq, [])
-        arrivals.append(at - float(sent_text))
-        if len(arrivals) == sockets and seq in done:
-            done[seq].set()
-
+    deliveries = Deliveries(sockets)
     clients: list[WSClient] = []
     for server in servers:
-        clients += await connect_many(server, "/sub", per_server, on_text)
+        clients += await connect_many(server, "/sub", per_server, deliveries.on_text)
     for server in servers:
         await wait_registered(server, per_server)
     await asyncio.sleep(0.2)
     publisher = servers[0]
-    last: list[float] = []
-    every: list[float] = []
     incomplete = 0
     redis_cpu = redis.cpu() if redis is not None else 0.0
     cpu = workers_cpu(servers)
     for seq in range(broadcasts):
-        done[seq] = asyncio.Event()
-        await http_post(HOST, publisher.port, f"/broadcast?seq={seq}&size={BROADCAST_SIZE}")
-        try:
-            await asyncio.wait_for(done[seq].wait(), DELIVERY_TIMEOUT)
-        except asyncio.TimeoutError:
+        if not await deliveries.broadcast(publisher.port, seq, BROADCAST_SIZE, DELIVERY_TIMEOUT):
             incomplete = broadcasts - seq
             break
-        last.append(max(seen[seq]))
-        every.extend(seen[seq])
     cpu = workers_cpu(servers) - cpu
+    last, every = deliveries.last, deliveries.every
     if redis is not None:
         redis_cpu = redis.cpu() - redis_cpu
     await close_all(clients)

@@ -198,46 +198,65 @@ def stalled_reader(port: int) -> socket.socket:
     return sock
 
 
+class Deliveries:
+    """Each broadcast's delivery latencies (receive time minus the server's send timestamp)
+    over ``readers`` sockets, and the wait until every reader has it."""
+
+    def __init__(self, readers: int) -> None:
+        self.readers = readers
+        self.seen: dict[int, list[float]] = {}
+        self.done: dict[int, asyncio.Event] = {}
+        self.last: list[float] = []
+        """Per complete broadcast: its latest delivery."""
+        self.every: list[float] = []
+        """Every delivery of the complete broadcasts."""
+
+    def on_text(self, text: str, at: float) -> None:
+        """A reader got ``"<seq> <sent_at> ..."`` at ``at``."""
+        seq_text, sent_text, _ = text.split(" ", 2)
+        seq = int(seq_text)
+        arrivals = self.seen.setdefault(seq, [])
+        arrivals.append(at - float(sent_text))
+        if len(arrivals) == self.readers and seq in self.done:
+            self.done[seq].set()
+
+    async def broadcast(self, port: int, seq: int, size: int, timeout: float) -> bool:
+        """Start broadcast ``seq`` on the server at ``port``; whether every reader got it within
+        ``timeout`` seconds."""
+        self.done[seq] = asyncio.Event()
+        await http_post(HOST, port, f"/broadcast?seq={seq}&size={size}")
+        try:
+            await asyncio.wait_for(self.done[seq].wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        self.last.append(max(self.seen[seq]))
+        self.every.extend(self.seen[seq])
+        return True
+
+
 async def fanout(
     server: Server, sockets: int, broadcasts: int, *, size: int = 64, stalled: bool = False
 ) -> dict[str, Any]:
     """Repeated broadcasts to ``sockets`` readers: server CPU per broadcast, time to last
     delivery (from the server's send timestamp), and every reader's delivery latency."""
-    seen: dict[int, list[float]] = {}
-    done: dict[int, asyncio.Event] = {}
-
-    def on_text(text: str, at: float) -> None:
-        seq_text, sent_text, _ = text.split(" ", 2)
-        seq = int(seq_text)
-        arrivals = seen.setdefault(seq, [])
-        arrivals.append(at - float(sent_text))
-        if len(arrivals) == sockets and seq in done:
-            done[seq].set()
-
-    clients = await connect_many(server, "/sub", sockets, on_text)
+    deliveries = Deliveries(sockets)
+    clients = await connect_many(server, "/sub", sockets, deliveries.on_text)
     blocker = None
     if stalled:
         blocker = await asyncio.to_thread(stalled_reader, server.port)
         await asyncio.sleep(1.0)  # let the flood fill every buffer on the way
     await wait_registered(server, sockets + (1 if stalled else 0))
     await asyncio.sleep(0.2)
-    last: list[float] = []
-    every: list[float] = []
     incomplete = 0
     cpu = server.cpu()
     for seq in range(broadcasts):
-        done[seq] = asyncio.Event()
-        await http_post(HOST, server.port, f"/broadcast?seq={seq}&size={size}")
-        try:
-            await asyncio.wait_for(done[seq].wait(), 5)
-        except asyncio.TimeoutError:
+        if not await deliveries.broadcast(server.port, seq, size, 5):
             # Not delivered to everyone in 5 s: the subject is blocked (bare's plain loop
             # waits on the stalled socket forever), and so will every later broadcast be.
             incomplete = broadcasts - seq
             break
-        last.append(max(seen[seq]))
-        every.extend(seen[seq])
     cpu = server.cpu() - cpu
+    last, every = deliveries.last, deliveries.every
     if blocker is not None:
         blocker.close()
     await close_all(clients)
