@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import secrets
 from typing import Any
@@ -144,15 +145,17 @@ class RedisBackend(Backend):
         message = frame.message
         text = message.get("text")
         payload: str | bytes = text if text is not None else message.get("bytes") or b""
-        kind = "t" if text is not None else "b"
-        args: list[str | bytes] = [target.kind, target.name, "\n".join(sorted(excluded))]
-        count = await self._send([*args, kind, payload, "0", ""], frame.size)
+        ids = sorted(excluded)
+        header = json.dumps([target.kind, target.name, ids, "t" if text is not None else "b"])
+        args = [target.kind, target.name, "\n".join(ids), header, payload]
+        count = await self._send(args, frame.size)
         if count is None:
             return DeferredResult()
         return BroadcastResult(targeted=count, queued=count)
 
     async def close(self, client_id: str, code: int, reason: str) -> int:
-        count = await self._send(["close", client_id, "", "t", "", str(code), reason], 0)
+        header = json.dumps(["close", client_id, [], "t", code, reason])
+        count = await self._send(["close", client_id, "", header, ""], 0)
         return count or 0
 
     async def _send(self, args: list[str | bytes], size: int) -> int | None:
@@ -171,10 +174,21 @@ class RedisBackend(Backend):
         self._wakeup.set()
         if done is None:
             return None
+        # The count, or None after PUBLISH_WAIT (the send stays queued): a timer and a
+        # callback rather than wait_for and shield, which make two tasks per send.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[int | None] = loop.create_future()
+
+        def settle(result: asyncio.Future[int] | None = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None if result is None or result.cancelled() else result.result())
+
+        done.add_done_callback(settle)
+        alarm = loop.call_later(PUBLISH_WAIT, settle)
         try:
-            return await asyncio.wait_for(asyncio.shield(done), PUBLISH_WAIT)
-        except asyncio.TimeoutError:
-            return None
+            return await waiter
+        finally:
+            alarm.cancel()
 
     # -- presence changes (the registry's Changes) ----------------------------------------------
 
@@ -197,9 +211,13 @@ class RedisBackend(Backend):
                 refresh_at = loop.time() + every
                 continue
             if not self._queue:
+                # Until a send (or the next refresh); a timer, not wait_for's task per wait.
                 self._wakeup.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), max(0.0, refresh_at - loop.time()))
+                alarm = loop.call_at(refresh_at, self._wakeup.set)
+                try:
+                    await self._wakeup.wait()
+                finally:
+                    alarm.cancel()
             try:
                 if self._queue.uncertain:
                     await self._settle(client)
@@ -344,23 +362,22 @@ class RedisBackend(Backend):
         local = self._local
         if local is None:
             return
-        kind = fields[b"k"].decode()
-        target = fields[b"t"].decode()
         try:
+            kind, target, ids, frame_type, *closing = json.loads(fields[b"h"])
             if kind == "close":
                 # Writing the closes may wait (CLOSE_TIMEOUT): not on the bus's time. The task
                 # sheds the sockets in its first step, before the next entry is delivered.
-                close = local.close(target, int(fields[b"c"]), fields[b"r"].decode())
+                close = local.close(target, int(closing[0]), str(closing[1]))
                 task = asyncio.get_running_loop().create_task(close)
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
                 await asyncio.sleep(0)
                 return
-            excluded = frozenset(x for x in fields[b"x"].decode().split("\n") if x)
+            excluded = frozenset(ids)
             payload = fields[b"p"]
             message = (
                 {"type": "websocket.send", "text": payload.decode()}
-                if fields[b"f"] == b"t"
+                if frame_type == "t"
                 else {"type": "websocket.send", "bytes": payload}
             )
             where = (

@@ -29,9 +29,10 @@ end
 PUBLISH = (
     _LIVE_NODES
     + """
--- ARGV: prefix, node, pseq, maxlen, kind, target, excluded (newline-separated ids), frame
--- type, payload, close code, reason. The entry records the node and its pseq, so that a
--- publisher that lost a reply can tell from the bus what already ran (no TTL'd key involved).
+-- ARGV: prefix, node, pseq, maxlen, kind, target, excluded (newline-separated ids), header
+-- (JSON: kind, target, excluded, frame type, close code, reason), payload. An entry has four
+-- fields (few to parse on every process): h, p, and the node and its pseq, so that a publisher
+-- that lost a reply can tell from the bus what already ran (no TTL'd key involved).
 local prefix, node = ARGV[1], ARGV[2]
 local kind, target = ARGV[5], ARGV[6]
 local excluded = {}
@@ -58,8 +59,7 @@ for _, other in ipairs(live_nodes(prefix)) do
 end
 local g = redis.call('INCR', prefix .. 'g')
 redis.call('XADD', prefix .. 'bus', 'MAXLEN', '~', ARGV[4], g .. '-0',
-  'k', kind, 't', target, 'x', ARGV[7], 'f', ARGV[8], 'p', ARGV[9], 'c', ARGV[10],
-  'r', ARGV[11], 'n', node, 'q', ARGV[3])
+  'h', ARGV[8], 'p', ARGV[9], 'n', node, 'q', ARGV[3])
 return {g, count}
 """
 )
