@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import statistics
 import time
 from typing import Any
 
@@ -102,7 +101,6 @@ async def fanout(
             incomplete = broadcasts - seq
             break
     cpu = workers_cpu(servers) - cpu
-    last, every = deliveries.last, deliveries.every
     if redis is not None:
         redis_cpu = redis.cpu() - redis_cpu
     await close_all(clients)
@@ -122,13 +120,7 @@ async def fanout(
             "redis_cpu_ms_per_broadcast": redis_cpu / broadcasts * 1000,
             "cpu_us_per_delivered_with_redis": (cpu + redis_cpu) / delivered * 1e6,
         }
-    if last:
-        result |= {
-            "last_delivery_ms": statistics.median(last) * 1000,
-            "p50_delivery_ms": percentile(every, 0.5) * 1000,
-            "p95_delivery_ms": percentile(every, 0.95) * 1000,
-        }
-    return result
+    return result | deliveries.figures()
 
 
 async def latency(

@@ -233,6 +233,17 @@ class Deliveries:
         self.every.extend(self.seen[seq])
         return True
 
+    def figures(self) -> dict[str, float]:
+        """Time to last delivery (median over broadcasts) and every delivery's p50/p95, in ms;
+        empty when no broadcast was complete."""
+        if not self.last:
+            return {}
+        return {
+            "last_delivery_ms": statistics.median(self.last) * 1000,
+            "p50_delivery_ms": percentile(self.every, 0.5) * 1000,
+            "p95_delivery_ms": percentile(self.every, 0.95) * 1000,
+        }
+
 
 async def fanout(
     server: Server, sockets: int, broadcasts: int, *, size: int = 64, stalled: bool = False
@@ -256,7 +267,6 @@ async def fanout(
             incomplete = broadcasts - seq
             break
     cpu = server.cpu() - cpu
-    last, every = deliveries.last, deliveries.every
     if blocker is not None:
         blocker.close()
     await close_all(clients)
@@ -266,13 +276,7 @@ async def fanout(
         "incomplete_broadcasts": incomplete,
         "cpu_ms_per_broadcast": cpu / broadcasts * 1000,
     }
-    if last:
-        result |= {
-            "last_delivery_ms": statistics.median(last) * 1000,
-            "p50_delivery_ms": percentile(every, 0.5) * 1000,
-            "p95_delivery_ms": percentile(every, 0.95) * 1000,
-        }
-    return result
+    return result | deliveries.figures()
 
 
 # -- idle -----------------------------------------------------------------------------------------

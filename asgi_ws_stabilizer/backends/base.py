@@ -19,6 +19,7 @@ from typing import Protocol
 from ..core.delivery import BroadcastResult, Target
 from ..core.messages import Frame
 from ..core.registry import Changes, Entry
+from ..errors import StateError
 from ..resume.sessions import SessionStore
 
 
@@ -74,25 +75,30 @@ class Presence(ABC):
 
 
 class LocalPresence(Presence):
-    """Presence of this process alone (the in-memory backend's)."""
+    """Presence of this process alone (the in-memory backend's), once it has a roster."""
 
-    def __init__(self, roster: Roster) -> None:
-        self._roster = roster
+    def __init__(self, roster: Roster | None = None) -> None:
+        self.roster = roster
+
+    def _sockets(self) -> Roster:
+        if self.roster is None:
+            raise StateError("the backend is not bound to a hub")
+        return self.roster
 
     async def count(self) -> int:
-        return len(self._roster)
+        return len(self._sockets())
 
     async def client_ids(self) -> list[str]:
-        return sorted(self._roster.client_ids())
+        return sorted(self._sockets().client_ids())
 
     async def group_members(self, group: str) -> list[str]:
-        return sorted({entry.client_id for entry in self._roster.members(group)})
+        return sorted({entry.client_id for entry in self._sockets().members(group)})
 
     async def group_size(self, group: str) -> int:
-        return len(self._roster.members(group))
+        return len(self._sockets().members(group))
 
     async def is_online(self, client_id: str) -> bool:
-        return self._roster.count_client(client_id) > 0
+        return self._sockets().count_client(client_id) > 0
 
 
 class Backend(ABC):

@@ -9,29 +9,12 @@ from ..resume.sessions import SessionStore
 from .base import Backend, LocalDelivery, LocalPresence, Presence, Roster
 
 
-class _Unbound(Presence):
-    async def count(self) -> int:
-        raise StateError("the backend is not bound to a hub")
-
-    async def client_ids(self) -> list[str]:
-        raise StateError("the backend is not bound to a hub")
-
-    async def group_members(self, group: str) -> list[str]:
-        raise StateError("the backend is not bound to a hub")
-
-    async def group_size(self, group: str) -> int:
-        raise StateError("the backend is not bound to a hub")
-
-    async def is_online(self, client_id: str) -> bool:
-        raise StateError("the backend is not bound to a hub")
-
-
 class MemoryBackend(Backend):
     """Hands every send straight to this process's delivery; sessions live in this process."""
 
     def __init__(self, *, session_ttl: float, resume_buffer_size: int) -> None:
         self.sessions = SessionStore(session_ttl, resume_buffer_size)
-        self.presence: Presence = _Unbound()
+        self.presence: Presence = LocalPresence()  # no roster until bound: StateError
         self._local: LocalDelivery | None = None
         self.published = 0
 

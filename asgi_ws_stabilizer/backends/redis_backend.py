@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import secrets
 from typing import Any
@@ -29,14 +28,14 @@ from redis.exceptions import RedisError, ResponseError
 
 from ..config.settings import StabilizerSettings
 from ..config.urls import mask_url
-from ..core.delivery import EVERYONE, BroadcastResult, DeferredResult, Target
+from ..core.delivery import BroadcastResult, DeferredResult, Target
 from ..core.messages import Frame
 from ..observe.events import Events
 from ..resume.sessions import SessionStore
 from . import redis_scripts as lua
 from .base import Backend, LocalDelivery, Roster
+from .redis_bus import bus_entries, close_args, last_pseq, read_entry, send_args
 from .redis_presence import ChangeFeed, RedisPresence
-from .redis_replies import bus_entries, last_pseq
 from .sendqueue import SendQueue
 
 PUBLISH_WAIT = 1.0
@@ -133,8 +132,7 @@ class RedisBackend(Backend):
                 )
         self._connected.clear()
         if self._client is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._client.aclose()
+            await _close_quietly(self._client)
             self._client = None
 
     # -- sends ---------------------------------------------------------------------------------
@@ -142,20 +140,13 @@ class RedisBackend(Backend):
     async def publish(
         self, target: Target, frame: Frame, excluded: frozenset[str]
     ) -> BroadcastResult:
-        message = frame.message
-        text = message.get("text")
-        payload: str | bytes = text if text is not None else message.get("bytes") or b""
-        ids = sorted(excluded)
-        header = json.dumps([target.kind, target.name, ids, "t" if text is not None else "b"])
-        args = [target.kind, target.name, "\n".join(ids), header, payload]
-        count = await self._send(args, frame.size)
+        count = await self._send(send_args(target, frame, excluded), frame.size)
         if count is None:
             return DeferredResult()
         return BroadcastResult(targeted=count, queued=count)
 
     async def close(self, client_id: str, code: int, reason: str) -> int:
-        header = json.dumps(["close", client_id, [], "t", code, reason])
-        count = await self._send(["close", client_id, "", header, ""], 0)
+        count = await self._send(close_args(client_id, code, reason), 0)
         return count or 0
 
     async def _send(self, args: list[str | bytes], size: int) -> int | None:
@@ -271,8 +262,7 @@ class RedisBackend(Backend):
         delay = BACKOFF[0]
         while not self._stopping:
             if self._client is not None:
-                with contextlib.suppress(RedisError, OSError):
-                    await self._client.aclose()
+                await _close_quietly(self._client)
                 self._client = None
             client = aioredis.from_url(
                 self._url,
@@ -304,8 +294,7 @@ class RedisBackend(Backend):
             except (RedisError, OSError) as exc:
                 self._connected.clear()
                 self._client = None
-                with contextlib.suppress(RedisError, OSError):
-                    await client.aclose()
+                await _close_quietly(client)
                 if self.state != "reconnecting":
                     self._set_state("reconnecting", error=type(exc).__name__)
                 await asyncio.sleep(random.uniform(0, delay))
@@ -363,31 +352,19 @@ class RedisBackend(Backend):
         if local is None:
             return
         try:
-            kind, target, ids, frame_type, *closing = json.loads(fields[b"h"])
-            if kind == "close":
+            entry = read_entry(fields)
+            if entry.close is not None:
                 # Writing the closes may wait (CLOSE_TIMEOUT): not on the bus's time. The task
                 # sheds the sockets in its first step, before the next entry is delivered.
-                close = local.close(target, int(closing[0]), str(closing[1]))
-                task = asyncio.get_running_loop().create_task(close)
+                code, reason = entry.close
+                task = asyncio.get_running_loop().create_task(
+                    local.close(entry.target.name, code, reason)
+                )
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
                 await asyncio.sleep(0)
-                return
-            excluded = frozenset(ids)
-            payload = fields[b"p"]
-            message = (
-                {"type": "websocket.send", "text": payload.decode()}
-                if frame_type == "t"
-                else {"type": "websocket.send", "bytes": payload}
-            )
-            where = (
-                EVERYONE
-                if kind == "all"
-                else Target("group", target)
-                if kind == "group"
-                else Target("client", target)
-            )
-            await local.deliver(where, Frame(message, len(payload)), excluded)
+            elif entry.frame is not None:
+                await local.deliver(entry.target, entry.frame, entry.excluded)
         except Exception as exc:  # one bad entry must not stop the bus
             self._events.log.error("backend_delivery_error", entry=number, exc_info=exc)
 
@@ -404,3 +381,9 @@ class RedisBackend(Backend):
             "received": self.received,
             "gaps": self.gaps,
         }
+
+
+async def _close_quietly(client: aioredis.Redis) -> None:
+    """Close ``client``; a link already broken has nothing more to say."""
+    with contextlib.suppress(RedisError, OSError):
+        await client.aclose()

@@ -41,6 +41,8 @@ class SendQueue:
         self._items: deque[Item] = deque()
         self.bytes = 0
         self._pseq = 0
+        self.uncertain = False
+        """Whether some items may have run already (a write lost its reply): ``confirm``."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -98,12 +100,7 @@ class SendQueue:
         for item in self._items:
             if item.in_flight:
                 item.in_flight = False
-                item.uncertain = True
-
-    @property
-    def uncertain(self) -> bool:
-        """Whether some items may have run already."""
-        return any(item.uncertain for item in self._items)
+                item.uncertain = self.uncertain = True
 
     def confirm(self, last_pseq: int) -> int:
         """The broker has every send up to ``last_pseq``: those items are done (their target
@@ -121,6 +118,7 @@ class SendQueue:
             done += item.args is not None
         for item in self._items:
             item.uncertain = False
+        self.uncertain = False
         return done
 
 

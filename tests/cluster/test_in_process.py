@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio
 
 from asgi_ws_stabilizer import BackendUnavailableError, DeferredResult, Hub
-from asgi_ws_stabilizer.backends.redis_replies import last_pseq
+from asgi_ws_stabilizer.backends.redis_bus import last_pseq
 
 from ..flow.served import Served, end_all, serve
 from ..timing import t, until

@@ -1,0 +1,92 @@
+"""The bus's entries: how a hub send is written into one, read back from Redis's replies (RESP2
+lists or RESP3 maps), and what this process already wrote.
+
+An entry has four fields (redis_scripts.PUBLISH writes them): ``h``, a JSON header ``[kind,
+target, excluded ids, frame type]`` (a close adds its code and reason), ``p``, the payload, and
+``n``/``q``, the writing process and its number for the send.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from ..core.delivery import EVERYONE, Target
+from ..core.messages import Frame
+
+PAGE = 1000
+"""Entries read per page when looking back through the bus."""
+
+
+@dataclass(frozen=True)
+class BusEntry:
+    """One hub send read from the bus: a frame for ``target``, or a close of a client id."""
+
+    target: Target
+    excluded: frozenset[str]
+    frame: Frame | None = None
+    close: tuple[int, str] | None = None
+    """``(code, reason)`` of a ``hub.close`` (``target`` is then the client)."""
+
+
+def send_args(target: Target, frame: Frame, excluded: frozenset[str]) -> list[str | bytes]:
+    """The PUBLISH script's arguments for a hub send (after prefix, node, pseq and maxlen)."""
+    message = frame.message
+    text = message.get("text")
+    payload: str | bytes = text if text is not None else message.get("bytes") or b""
+    ids = sorted(excluded)
+    header = json.dumps([target.kind, target.name, ids, "t" if text is not None else "b"])
+    return [target.kind, target.name, "\n".join(ids), header, payload]
+
+
+def close_args(client_id: str, code: int, reason: str) -> list[str | bytes]:
+    """The PUBLISH script's arguments for a ``hub.close``."""
+    return ["close", client_id, "", json.dumps(["close", client_id, [], "t", code, reason]), ""]
+
+
+def read_entry(fields: dict[bytes, bytes]) -> BusEntry:
+    """The hub send an entry's fields hold."""
+    kind, name, ids, frame_type, *closing = json.loads(fields[b"h"])
+    if kind == "close":
+        return BusEntry(Target("client", name), frozenset(), close=(int(closing[0]), closing[1]))
+    payload = fields[b"p"]
+    message = (
+        {"type": "websocket.send", "text": payload.decode()}
+        if frame_type == "t"
+        else {"type": "websocket.send", "bytes": payload}
+    )
+    target = EVERYONE if kind == "all" else Target("group" if kind == "group" else "client", name)
+    return BusEntry(target, frozenset(ids), Frame(message, len(payload)))
+
+
+def bus_entries(response: object) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """The bus entries of an ``XREAD`` reply (RESP2: ``[[stream, entries]]``; RESP3: a dict)."""
+    streams = list(response.values()) if isinstance(response, dict) else response or []
+    out: list[tuple[bytes, dict[bytes, bytes]]] = []
+    for stream in streams if isinstance(streams, list) else []:
+        entries = stream[1] if isinstance(stream, list | tuple) and len(stream) == 2 else stream
+        for entry in entries if isinstance(entries, list) else []:
+            entry_id, fields = entry
+            if isinstance(entry_id, bytes) and isinstance(fields, dict):
+                out.append((entry_id, fields))
+    return out
+
+
+async def last_pseq(client: aioredis.Redis, bus: str, node: str, limit: int) -> int:
+    """The pseq of ``node``'s newest entry in the bus (0: none among the newest ``limit``)."""
+    end, seen, mine = "+", 0, node.encode()
+    while seen < limit:
+        reply: object = await client.xrevrange(bus, end, "-", count=PAGE)
+        page = reply if isinstance(reply, list) else []
+        if not page:
+            return 0
+        for entry in page:
+            fields = entry[1] if isinstance(entry, list | tuple) and len(entry) == 2 else None
+            if isinstance(fields, dict) and fields.get(b"n") == mine:
+                return int(fields[b"q"])
+        seen += len(page)
+        last_id = page[-1][0]
+        end = "(" + (last_id.decode() if isinstance(last_id, bytes) else str(last_id))
+    return 0
