@@ -23,7 +23,7 @@ from .aio.denial import deny
 from .aio.runner import run
 from .config.settings import SettingsOverrides, Unpack
 from .core.admission import Handshake
-from .errors import SettingsError
+from .errors import BackendUnavailableError, SettingsError
 from .hub.hub import ConnectHook, DisconnectHook, Hub
 from .observe.log import EventLog
 
@@ -120,16 +120,22 @@ class StabilizerMiddleware:
         handshake = Handshake.from_scope(scope, hub.settings.client_id_param)
         # A token that resumes names the client; one that does not confers nothing of the
         # session it names. Decided before admission, so that the socket is counted under the
-        # identity it will actually have, and carried out right after it (no await between).
-        plan = hub.sessions.plan(handshake)
-        resumes = plan.session if plan is not None else None
+        # identity it will actually have, and carried out right after it (in one process with
+        # no await between; with a broker, the broker decides again when it is carried out).
+        try:
+            plan = await hub.sessions.plan(handshake)
+        except BackendUnavailableError as exc:
+            await hub.registration.refuse_unavailable(scope, send, handshake, str(exc))
+            return
         connection = Connection(
             hub.services,
             scope,
             receive,
             send,
             first,
-            client_id=resumes.client_id if resumes is not None else handshake.client_id,
+            client_id=plan.client_id
+            if plan is not None and plan.resumes and plan.client_id is not None
+            else handshake.client_id,
             remote_ip=handshake.remote_ip,
         )
         refusal = hub.registration.admit(connection, handshake, plan)
@@ -138,11 +144,15 @@ class StabilizerMiddleware:
             return
         try:
             if handshake.opted_in:
-                hub.sessions.bind(connection, plan, handshake.seq or 0)
+                await hub.sessions.bind(connection, plan, handshake.seq or 0, handshake.client_id)
             state = scope.get("state")
             if state is None:
                 state = scope["state"] = {}
             state[STATE_KEY] = hub.handle(connection)
+        except BackendUnavailableError as exc:
+            connection.abandon()
+            await hub.registration.refuse_unavailable(scope, send, handshake, str(exc))
+            return
         except BaseException:
             connection.abandon()  # whatever failed, the registry slot is given back
             raise

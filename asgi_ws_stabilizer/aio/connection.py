@@ -200,8 +200,15 @@ class Connection(Reader):
                 return
             size = payload_size(message)
             gate = self.gate
-            if self.session is not None and gate.open:
-                self.session.buffer.append(message, size)
+            session = self.session
+            if session is not None:
+                if session.shared:
+                    # Into the session's log in the broker first, then to this socket in the
+                    # log's order (the hub's outbox counts it then).
+                    await self.port.send_shared(self, message, size)
+                    return
+                if gate.open:
+                    session.record(message, size)
             started = gate.write_now(message)  # usually True: out at once, nothing to await
             if started is False:
                 await gate.send(message, size)

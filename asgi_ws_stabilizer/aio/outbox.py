@@ -48,7 +48,7 @@ def deliver(connection: Connection, frame: Frame, limit: int | None) -> Delivery
             _dropped(connection, 1, policy)
             return Delivery.DROPPED
     if session is not None:
-        session.buffer.append(frame.message, frame.size)
+        session.record(frame.message, frame.size)
     gate.send_nowait(frame.message, frame.size, droppable=True)
     connection.traffic.messages_out += 1
     connection.traffic.bytes_out += frame.size

@@ -68,6 +68,11 @@ class HubPort(Protocol[C]):
         opted-in socket's session frame and replay, cut now)."""
         ...
 
+    async def send_shared(self, connection: C, message: Message, size: int) -> None:
+        """The app's own send on a socket whose session the broker keeps: logged there, then
+        written to the socket in the log's order."""
+        ...
+
     async def connected(self, connection: C) -> None:
         """Run the app's ``on_connect`` hook (right after accept)."""
         ...

@@ -7,7 +7,8 @@ away clients through its ``LocalDelivery`` (the hub's messaging service), one pa
 in-memory backend has one process: it hands the send straight to the local delivery.
 
 The backend also answers for presence (``presence``: who is connected, cluster-wide when the
-backend spans processes) and keeps the resumable sessions (``sessions``).
+backend spans processes) and keeps the resumable sessions: in the process (``sessions``) or, for
+a backend that spans processes, in its broker (``shared_sessions``, see shared.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..core.messages import Frame
 from ..core.registry import Changes, Entry
 from ..errors import StateError
 from ..resume.sessions import SessionStore
+from .shared import SharedSessions
 
 
 class LocalDelivery(Protocol):
@@ -34,6 +36,10 @@ class LocalDelivery(Protocol):
 
     async def close(self, client_id: str, code: int, reason: str) -> int:
         """Close this process's sockets of ``client_id``; how many were closed."""
+        ...
+
+    def kick(self, connection_id: str, code: int, reason: str) -> None:
+        """Close one socket of this process, if it has it (its session moved elsewhere)."""
         ...
 
 
@@ -105,7 +111,11 @@ class Backend(ABC):
     """Carries hub sends to every process, answers for presence, and keeps the sessions."""
 
     sessions: SessionStore
-    """Resumable sessions (their replay buffers, client ids, groups and user data)."""
+    """Resumable sessions kept in this process (their replay buffers, client ids, groups and
+    user data): the in-memory backend's."""
+    shared_sessions: SharedSessions | None = None
+    """Resumable sessions kept in the broker, for a backend that spans processes (then
+    ``sessions`` stays empty)."""
     presence: Presence
     """Who is connected (``hub.presence``)."""
 

@@ -34,8 +34,9 @@ from ..observe.events import Events
 from ..resume.sessions import SessionStore
 from . import redis_scripts as lua
 from .base import Backend, LocalDelivery, Roster
-from .redis_bus import bus_entries, close_args, last_pseq, read_entry, send_args
+from .redis_bus import BUS_LENGTH, bus_entries, close_args, last_pseq, read_entry, send_args
 from .redis_presence import ChangeFeed, RedisPresence
+from .redis_sessions import RedisSessions
 from .sendqueue import SendQueue
 
 PUBLISH_WAIT = 1.0
@@ -48,8 +49,6 @@ BACKOFF = (0.1, 5.0)
 """Reconnect delays, full jitter, doubling from the first to the cap."""
 BATCH = 64
 """Sends written to Redis in one round trip."""
-BUS_LENGTH = 10_000
-"""Bus entries Redis keeps (approximately): how far behind a paused process may fall."""
 
 
 class RedisBackend(Backend):
@@ -83,6 +82,10 @@ class RedisBackend(Backend):
         self.received = 0
         self.gaps = 0
         self.presence = RedisPresence(self)
+        self.buffer_limit = settings.resume_buffer_size
+        self.shared_sessions: RedisSessions = RedisSessions(self, settings)
+        self._listing = b"o:" + self.node.encode()
+        """This process's field in a bus entry: the sessions it serves that the entry reached."""
 
     def __repr__(self) -> str:
         return f"<RedisBackend {mask_url(self._url)} {self.state}>"
@@ -95,7 +98,7 @@ class RedisBackend(Backend):
     def bind(self, local: LocalDelivery, roster: Roster) -> None:
         self._local = local
         self._roster = roster
-        roster.changes = ChangeFeed(self._change)
+        roster.changes = ChangeFeed(self._presence_changed)
 
     async def start(self) -> None:
         if self._tasks:
@@ -113,10 +116,7 @@ class RedisBackend(Backend):
 
     async def aclose(self) -> None:
         # Let the writer send what is queued (briefly), then stop and leave presence at once.
-        if len(self._queue) and self._connected.is_set():
-            self._drained.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), PUBLISH_WAIT)
+        await self.written()
         self._stopping = True
         for task in self._tasks:
             task.cancel()
@@ -140,16 +140,16 @@ class RedisBackend(Backend):
     async def publish(
         self, target: Target, frame: Frame, excluded: frozenset[str]
     ) -> BroadcastResult:
-        count = await self._send(send_args(target, frame, excluded), frame.size)
+        count = await self.send(send_args(target, frame, excluded), frame.size)
         if count is None:
             return DeferredResult()
         return BroadcastResult(targeted=count, queued=count)
 
     async def close(self, client_id: str, code: int, reason: str) -> int:
-        count = await self._send(close_args(client_id, code, reason), 0)
+        count = await self.send(close_args(client_id, code, reason), 0)
         return count or 0
 
-    async def _send(self, args: list[str | bytes], size: int) -> int | None:
+    async def send(self, args: list[str | bytes], size: int) -> int | None:
         """Queue one hub send; the cluster count of its targets, or ``None`` while held."""
         connected = self._connected.is_set()
         done: asyncio.Future[int] | None = (
@@ -181,20 +181,34 @@ class RedisBackend(Backend):
         finally:
             alarm.cancel()
 
-    # -- presence changes (the registry's Changes) ----------------------------------------------
+    async def written(self) -> None:
+        """Wait (up to ``PUBLISH_WAIT``) until the queue is written."""
+        if len(self._queue) and self._connected.is_set():
+            self._drained.clear()
+            self._wakeup.set()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), PUBLISH_WAIT)
 
-    def _change(self, *op: str) -> None:
-        # While disconnected the change is not kept: the reconnect writes the whole roster.
+    # -- presence and session changes (the registry's Changes) --------------------------------
+
+    def change(self, *op: str) -> None:
+        """Queue presence or session changes (4 fields each), in order with the sends."""
+        # While disconnected the change is not kept: the reconnect writes the whole roster and
+        # every session this process serves.
         if self._connected.is_set():
             self._queue.change(*op)
             self._wakeup.set()
+
+    def _presence_changed(self, op: str, connection_id: str, client_id: str, extra: str) -> None:
+        self.change(op, connection_id, client_id, extra)
+        self.shared_sessions.presence_changed(op, connection_id, client_id, extra)
 
     # -- the writer: connects, sends in order, keeps presence alive -----------------------------
 
     async def _write(self) -> None:
         loop = asyncio.get_running_loop()
         every = self.ttl_ms / 3000
-        refresh_at = 0.0
+        refresh_at = sessions_at = 0.0
         while not self._stopping:
             client = self.client
             if client is None:
@@ -218,7 +232,14 @@ class RedisBackend(Backend):
                 if loop.time() >= refresh_at:
                     # Keep this process in presence (also under a steady stream of sends).
                     refresh_at = loop.time() + every
-                    await client.eval(lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "0")
+                    keep = "0"
+                    if loop.time() >= sessions_at:
+                        # Served sessions live 2 x session_ttl: refreshed every half of it.
+                        sessions_at = loop.time() + self.shared_sessions.held_ms / 4000
+                        keep = str(self.shared_sessions.held_ms)
+                    await client.eval(
+                        lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "0", keep
+                    )
             except (RedisError, OSError) as exc:
                 self._broken(exc)
 
@@ -238,10 +259,11 @@ class RedisBackend(Backend):
             for item in batch:
                 if item.args is not None:
                     pipe.eval(
-                        lua.PUBLISH, 0, self.prefix, self.node, item.pseq, BUS_LENGTH, *item.args
-                    )
+                        lua.PUBLISH, 0, self.prefix, self.node, item.pseq, BUS_LENGTH,
+                        *item.args, self.buffer_limit,
+                    )  # fmt: skip
                 else:
-                    pipe.eval(lua.PRESENCE, 0, self.prefix, self.node, self.ttl_ms, *item.ops)
+                    pipe.eval(lua.PRESENCE, 0, *self._presence_args(), *item.ops)
             try:
                 results = await pipe.execute(raise_on_error=False)
             except BaseException:
@@ -273,7 +295,9 @@ class RedisBackend(Backend):
             )
             try:
                 info: dict[str, Any] = await client.info("server")
-                top = await client.eval(lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "1")
+                top = await client.eval(
+                    lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "1", "0"
+                )
                 run_id = str(info.get("run_id", ""))
                 if self._cursor is None or run_id != self._run_id:
                     # First connect: from the bus's top. A restarted Redis: from its start.
@@ -290,7 +314,8 @@ class RedisBackend(Backend):
                     for group in entry.groups:
                         ops += ["join", entry.connection_id, entry.client_id, group]
                 if ops:
-                    await client.eval(lua.PRESENCE, 0, self.prefix, self.node, self.ttl_ms, *ops)
+                    await client.eval(lua.PRESENCE, 0, *self._presence_args(), *ops)
+                await self.shared_sessions.restore(client)
             except (RedisError, OSError) as exc:
                 self._connected.clear()
                 self._client = None
@@ -305,6 +330,10 @@ class RedisBackend(Backend):
             self._set_state("connected")
             return client
         return None
+
+    def _presence_args(self) -> tuple[str, str, int, int, int]:
+        shared = self.shared_sessions
+        return self.prefix, self.node, self.ttl_ms, shared.held_ms, shared.away_ms
 
     def _broken(self, exc: BaseException) -> None:
         if not self._connected.is_set():
@@ -352,8 +381,10 @@ class RedisBackend(Backend):
         if local is None:
             return
         try:
-            entry = read_entry(fields)
-            if entry.close is not None:
+            entry = read_entry(fields, self._listing)
+            if entry.close is not None and entry.target.kind == "connection":
+                local.kick(entry.target.name, *entry.close)
+            elif entry.close is not None:
                 # Writing the closes may wait (CLOSE_TIMEOUT): not on the bus's time. The task
                 # sheds the sockets in its first step, before the next entry is delivered.
                 code, reason = entry.close
@@ -364,7 +395,10 @@ class RedisBackend(Backend):
                 task.add_done_callback(self._closing.discard)
                 await asyncio.sleep(0)
             elif entry.frame is not None:
-                await local.deliver(entry.target, entry.frame, entry.excluded)
+                if entry.listed:
+                    self.shared_sessions.deliver(entry.frame, entry.listed)
+                if entry.target.kind != "session":
+                    await local.deliver(entry.target, entry.frame, entry.excluded)
         except Exception as exc:  # one bad entry must not stop the bus
             self._events.log.error("backend_delivery_error", entry=number, exc_info=exc)
 

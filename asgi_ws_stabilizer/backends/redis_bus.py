@@ -3,7 +3,11 @@ lists or RESP3 maps), and what this process already wrote.
 
 An entry has four fields (redis_scripts.PUBLISH writes them): ``h``, a JSON header ``[kind,
 target, excluded ids, frame type]`` (a close adds its code and reason), ``p``, the payload, and
-``n``/``q``, the writing process and its number for the send.
+``n``/``q``, the writing process and its number for the send; and, for each process that serves
+a resumable session the send reached, ``o:<node>``: ``"sid seq,sid seq,..."``, the number the
+message got in each session's log. Kinds: ``all``, ``group``, ``client`` (hub sends), ``session``
+(an app's own send on a resumable socket), ``close`` (``hub.close``) and ``kick`` (close one
+socket: its session was resumed on another process).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import redis.asyncio as aioredis
 from ..core.delivery import EVERYONE, Target
 from ..core.messages import Frame
 
+BUS_LENGTH = 10_000
+"""Bus entries Redis keeps (approximately): how far behind a paused process may fall."""
 PAGE = 1000
 """Entries read per page when looking back through the bus."""
 
@@ -28,7 +34,10 @@ class BusEntry:
     excluded: frozenset[str]
     frame: Frame | None = None
     close: tuple[int, str] | None = None
-    """``(code, reason)`` of a ``hub.close`` (``target`` is then the client)."""
+    """``(code, reason)`` of a ``hub.close`` (``target`` is then the client) or of a kick
+    (``target`` is then ``Target("connection", id)``)."""
+    listed: tuple[tuple[str, int], ...] = ()
+    """The sessions this process serves that the send reached, each with its message's number."""
 
 
 def send_args(target: Target, frame: Frame, excluded: frozenset[str]) -> list[str | bytes]:
@@ -37,28 +46,49 @@ def send_args(target: Target, frame: Frame, excluded: frozenset[str]) -> list[st
     text = message.get("text")
     payload: str | bytes = text if text is not None else message.get("bytes") or b""
     ids = sorted(excluded)
-    header = json.dumps([target.kind, target.name, ids, "t" if text is not None else "b"])
-    return [target.kind, target.name, "\n".join(ids), header, payload]
+    kind = "t" if text is not None else "b"
+    header = json.dumps([target.kind, target.name, ids, kind])
+    return [target.kind, target.name, "\n".join(ids), header, payload, kind]
+
+
+def session_args(session_id: str, connection_id: str, frame: Frame) -> list[str | bytes]:
+    """The PUBLISH script's arguments for an app's own send on a resumable socket (it goes into
+    the session's log, then to the socket, only while ``connection_id`` serves the session)."""
+    message = frame.message
+    text = message.get("text")
+    payload: str | bytes = text if text is not None else message.get("bytes") or b""
+    kind = "t" if text is not None else "b"
+    header = json.dumps(["session", session_id, [], kind])
+    return ["session", session_id, connection_id, header, payload, kind]
 
 
 def close_args(client_id: str, code: int, reason: str) -> list[str | bytes]:
     """The PUBLISH script's arguments for a ``hub.close``."""
-    return ["close", client_id, "", json.dumps(["close", client_id, [], "t", code, reason]), ""]
+    header = json.dumps(["close", client_id, [], "t", code, reason])
+    return ["close", client_id, "", header, "", "t"]
 
 
-def read_entry(fields: dict[bytes, bytes]) -> BusEntry:
-    """The hub send an entry's fields hold."""
+def read_entry(fields: dict[bytes, bytes], listing: bytes = b"") -> BusEntry:
+    """The hub send an entry's fields hold (``listing``: this process's ``o:<node>`` field)."""
     kind, name, ids, frame_type, *closing = json.loads(fields[b"h"])
-    if kind == "close":
-        return BusEntry(Target("client", name), frozenset(), close=(int(closing[0]), closing[1]))
+    if kind == "close" or kind == "kick":
+        target = Target("client" if kind == "close" else "connection", name)
+        return BusEntry(target, frozenset(), close=(int(closing[0]), closing[1]))
     payload = fields[b"p"]
+    listed: tuple[tuple[str, int], ...] = ()
+    mine = fields.get(listing) if listing else None
+    if mine:
+        pairs = (item.split(" ") for item in mine.decode().split(","))
+        listed = tuple((sid, int(seq)) for sid, seq in pairs)
     message = (
         {"type": "websocket.send", "text": payload.decode()}
         if frame_type == "t"
         else {"type": "websocket.send", "bytes": payload}
     )
-    target = EVERYONE if kind == "all" else Target("group" if kind == "group" else "client", name)
-    return BusEntry(target, frozenset(ids), Frame(message, len(payload)))
+    if kind not in ("all", "group", "client", "session"):
+        raise ValueError(f"bus entry of unknown kind {kind!r}")
+    target = EVERYONE if kind == "all" else Target(kind, name)
+    return BusEntry(target, frozenset(ids), Frame(message, len(payload)), listed=listed)
 
 
 def bus_entries(response: object) -> list[tuple[bytes, dict[bytes, bytes]]]:

@@ -18,6 +18,8 @@ retry never delivers a message twice, however long Redis was away.
 
 from __future__ import annotations
 
+from .redis_session_scripts import APPEND, KEEP_ALIVE, OPS
+
 _LIVE_NODES = """
 local function live_nodes(prefix)
   local t = redis.call('TIME')
@@ -28,17 +30,27 @@ end
 
 PUBLISH = (
     _LIVE_NODES
+    + APPEND
     + """
--- ARGV: prefix, node, pseq, maxlen, kind, target, excluded (newline-separated ids), header
--- (JSON: kind, target, excluded, frame type, close code, reason), payload. An entry has four
--- fields (few to parse on every process): h, p, and the node and its pseq, so that a publisher
--- that lost a reply can tell from the bus what already ran (no TTL'd key involved).
+-- ARGV: prefix, node, pseq, maxlen, kind, target, excluded (newline-separated ids; for kind
+-- 'session', the connection id that must still serve the session), header (JSON: kind, target,
+-- excluded, frame type, close code, reason), payload, frame type (t/b), resume_buffer_size.
+-- An entry has four fields (few to parse on every process): h, p, and the node and its pseq, so
+-- that a publisher that lost a reply can tell from the bus what already ran (no TTL'd key
+-- involved); plus, per process that serves a session the send reached, o:<node> = "sid seq,..."
+-- (the number the message got in that session's log).
 local prefix, node = ARGV[1], ARGV[2]
 local kind, target = ARGV[5], ARGV[6]
-local excluded = {}
-for id in string.gmatch(ARGV[7], '[^\\n]+') do excluded[id] = true end
+local excluded, owner = {}, nil
+if kind == 'session' then owner = ARGV[7]
+else for id in string.gmatch(ARGV[7], '[^\\n]+') do excluded[id] = true end end
+local listed = {}
+local appended = append_sessions(prefix, kind, target, excluded, owner, ARGV[10] .. ARGV[9],
+  string.len(ARGV[9]), tonumber(ARGV[11]), listed)
+if kind == 'session' and appended == 0 then return {0, 0} end
 local count = 0
-for _, other in ipairs(live_nodes(prefix)) do
+if kind == 'session' then count = appended end
+for _, other in ipairs(kind ~= 'session' and live_nodes(prefix) or {}) do
   local base = prefix .. 'n:' .. other
   if kind == 'client' or kind == 'close' then
     if not excluded[target] then
@@ -58,15 +70,22 @@ for _, other in ipairs(live_nodes(prefix)) do
   end
 end
 local g = redis.call('INCR', prefix .. 'g')
-redis.call('XADD', prefix .. 'bus', 'MAXLEN', '~', ARGV[4], g .. '-0',
-  'h', ARGV[8], 'p', ARGV[9], 'n', node, 'q', ARGV[3])
+local fields = {'h', ARGV[8], 'p', ARGV[9], 'n', node, 'q', ARGV[3]}
+for other, sessions in pairs(listed) do
+  fields[#fields + 1] = 'o:' .. other
+  fields[#fields + 1] = table.concat(sessions, ',')
+end
+redis.call('XADD', prefix .. 'bus', 'MAXLEN', '~', ARGV[4], g .. '-0', unpack(fields))
 return {g, count}
 """
 )
 
-PRESENCE = """
--- ARGV: prefix, node, ttl_ms, then operations of 4 fields each: op, connection id, client id,
--- group (or the new client id for 'rename'). op: add, remove, join, leave, rename.
+PRESENCE = (
+    OPS
+    + """
+-- ARGV: prefix, node, ttl_ms, sessions' ttl_ms while served, and while their client is away,
+-- then operations of 4 fields each: op, connection id, client id, group (or the new client id
+-- for 'rename'). op: add, remove, join, leave, rename, or a session's (see OPS).
 local prefix, node, ttl = ARGV[1], ARGV[2], ARGV[3]
 local base = prefix .. 'n:' .. node
 local touched = {}
@@ -75,9 +94,11 @@ local function hdecr(key, field)
   if redis.call('HINCRBY', key, field, -1) <= 0 then redis.call('HDEL', key, field) end
   touch(key)
 end
-for i = 4, #ARGV, 4 do
+for i = 6, #ARGV, 4 do
   local op, conn, cid, extra = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  if op == 'add' then
+  if string.byte(op) == 115 then -- 's': a session's
+    session_op(prefix, node, op, conn, cid, extra, ARGV[4], ARGV[5])
+  elseif op == 'add' then
     if redis.call('HSETNX', base .. ':c', conn, cid) == 1 then
       redis.call('HINCRBY', base .. ':cc', cid, 1)
     end
@@ -106,9 +127,13 @@ end
 for key, _ in pairs(touched) do redis.call('PEXPIRE', key, ttl) end
 return 1
 """
+)
 
-REFRESH = """
--- ARGV: prefix, node, ttl_ms, reset ('1': forget this process's presence first).
+REFRESH = (
+    KEEP_ALIVE
+    + """
+-- ARGV: prefix, node, ttl_ms, reset ('1': forget this process's presence first), sessions' ttl_ms
+-- ('0': leave them; else keep the sessions this process serves alive that long).
 -- Keeps this process alive for ttl_ms more, and forgets processes that expired.
 local prefix, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local base = prefix .. 'n:' .. node
@@ -117,17 +142,19 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local groups = redis.call('HKEYS', base .. ':gs')
 if ARGV[4] == '1' then
   for _, group in ipairs(groups) do redis.call('DEL', base .. ':g:' .. group) end
-  redis.call('DEL', base .. ':c', base .. ':cc', base .. ':gs')
+  redis.call('DEL', base .. ':c', base .. ':cc', base .. ':gs', base .. ':s')
   groups = {}
 end
+if ARGV[5] ~= '0' then keep_sessions(prefix, base, ARGV[5]) end
 redis.call('ZADD', prefix .. 'nodes', now + ttl, node)
 redis.call('ZREMRANGEBYSCORE', prefix .. 'nodes', '-inf', now)
-for _, key in ipairs({base .. ':c', base .. ':cc', base .. ':gs'}) do
+for _, key in ipairs({base .. ':c', base .. ':cc', base .. ':gs', base .. ':s'}) do
   redis.call('PEXPIRE', key, ttl)
 end
 for _, group in ipairs(groups) do redis.call('PEXPIRE', base .. ':g:' .. group, ttl) end
 return redis.call('GET', prefix .. 'g') or '0'
 """
+)
 
 LEAVE = """
 -- ARGV: prefix, node. This process stops: its presence goes at once.
@@ -136,7 +163,7 @@ local base = prefix .. 'n:' .. node
 for _, group in ipairs(redis.call('HKEYS', base .. ':gs')) do
   redis.call('DEL', base .. ':g:' .. group)
 end
-redis.call('DEL', base .. ':c', base .. ':cc', base .. ':gs')
+redis.call('DEL', base .. ':c', base .. ':cc', base .. ':gs', base .. ':s')
 redis.call('ZREM', prefix .. 'nodes', node)
 return 1
 """

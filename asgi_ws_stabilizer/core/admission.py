@@ -54,7 +54,7 @@ class Refusal:
     status: int
     reason: str
     """Machine-readable: ``draining``, ``origin_not_allowed``, ``bad_client_id``,
-    ``ip_limit``, ``client_limit`` or ``server_full``."""
+    ``ip_limit``, ``client_limit``, ``server_full`` or ``backend_unavailable``."""
     detail: str
     retry_after: int | None = None
 
@@ -168,6 +168,10 @@ class Admission:
         if s.max_connections is not None and total >= s.max_connections:
             return Refusal(503, "server_full", "server is at its connection limit", s.retry_after)
         return None
+
+    def backend_unavailable(self, detail: str) -> Refusal:
+        """The refusal for a resumable socket while the broker that keeps sessions is away."""
+        return Refusal(503, "backend_unavailable", detail, self.settings.retry_after)
 
     def client_limit(self) -> Refusal:
         """The refusal for a client id over ``max_connections_per_client``."""

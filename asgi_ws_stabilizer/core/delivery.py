@@ -41,11 +41,12 @@ def exclusion(exclude: Exclude) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Target:
-    """Whom a hub send is for: every socket, a group's sockets, or one client id's sockets."""
+    """Whom a hub send is for: every socket, a group's sockets, or one client id's sockets (and,
+    between processes, one resumable session or one connection)."""
 
-    kind: Literal["all", "group", "client"]
+    kind: Literal["all", "group", "client", "session", "connection"]
     name: str = ""
-    """The group name or client id (empty for ``all``)."""
+    """The group name, client id, session id or connection id (empty for ``all``)."""
 
 
 EVERYONE = Target("all")

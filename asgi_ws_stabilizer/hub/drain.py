@@ -29,7 +29,10 @@ async def drain(
     loop = asyncio.get_running_loop()
     started = loop.time()
     targets = [c for c in services.registry if c.state is State.OPEN]
-    notified = _notify([c for c in targets if c.session is not None], services, spread)
+    opted = [c for c in targets if c.session is not None]
+    # Their user data where another process finds it, before their clients are told to go.
+    await services.binder.save_now(opted)
+    notified = _notify(opted, services, spread)
     closing = [c for c in targets if c.shed(code, reason, discard=False)]
     services.log.info("drain_started", sockets=len(closing), notified=notified, code=code)
     deadline = started + timeout

@@ -49,6 +49,7 @@ from .messaging import Messaging
 from .registration import Registration
 from .services import Services
 from .sessions import SessionBinder
+from .shared_sessions import SharedSessionBinder
 
 MAX_GROUP_NAME = 256
 
@@ -113,7 +114,14 @@ class Hub:
         self.backend: Backend = open_backend(self.settings, self.events)
         """Carries hub sends to every process, answers for presence, keeps the sessions."""
         self.resumption = Resumption(self.settings, self.backend.sessions)
-        self.sessions = SessionBinder(self.resumption, self.registry, self.log, self.events)
+        shared = self.backend.shared_sessions
+        self.sessions: SessionBinder = (
+            SessionBinder(self.resumption, self.registry, self.log, self.events)
+            if shared is None
+            else SharedSessionBinder(
+                self.resumption, self.registry, self.log, self.events, shared, self.settings
+            )
+        )
         self.registration = Registration(
             Admission(self.settings), self.registry, self.sessions, self.events
         )

@@ -9,6 +9,8 @@ The hub hands every send to the backend (backends/base.py); the backend hands it
   session's socket gets the frame if it is open, else the session keeps it for its replay; a
   session takes the frame once, however many of its sockets match (an old half-open one and its
   replacement), and sessions whose client is away are reached the same way after the sockets.
+  A session kept in a broker is not reached here: the broker logs and numbers its messages, and
+  the bus lists it (hub/shared_sessions.py).
 
 The targets are cut into ``num_shards`` slices and the fan-out yields to the event loop between
 slices, so a broadcast to many thousands of sockets never blocks the loop for its whole length;
@@ -72,6 +74,12 @@ class Messaging:
         await self._services.send_closes(sockets)
         return len(sockets)
 
+    def kick(self, connection_id: str, code: int, reason: str) -> None:
+        """Close this process's socket ``connection_id``, if it has it."""
+        connection = self._registry.get(connection_id)
+        if connection is not None:
+            connection.abort(code, reason)
+
     async def _fan_out(
         self,
         targets: Sequence[Connection],
@@ -89,6 +97,8 @@ class Messaging:
             for connection in targets[start : start + step]:
                 session = connection.session
                 if session is not None:
+                    if session.shared:
+                        continue  # the broker numbers its messages: they come listed
                     if id(session) not in reached:
                         reached.add(id(session))
                         # Excluding the socket it was found through keeps it out of the replay.

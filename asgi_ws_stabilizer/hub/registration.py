@@ -7,7 +7,12 @@ overshoot a limit. ``identify`` files a socket under the client id the app estab
 
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.types import Send
+
 from ..aio.connection import Connection
+from ..aio.denial import deny
 from ..aio.runner import refuse
 from ..core.admission import Admission, Handshake, Refusal, check_client_id
 from ..core.registry import Registry
@@ -68,6 +73,21 @@ class Registration:
             return refusal
         self._registry.add(connection)
         return None
+
+    async def refuse_unavailable(
+        self, scope: Any, send: Send, handshake: Handshake, detail: str
+    ) -> None:
+        """Refuse a resumable socket with 503 + ``Retry-After``: the broker that keeps the
+        sessions cannot be reached now."""
+        refusal = self._admission.backend_unavailable(detail)
+        self._events.rejected(
+            refusal,
+            remote_ip=handshake.remote_ip,
+            client_id=handshake.client_id,
+            origin=handshake.origin,
+            path=scope.get("path"),
+        )
+        await deny(scope, send, refusal)
 
     async def identify(self, connection: Connection, client_id: str) -> None:
         """File ``connection`` under the client id the app established (see

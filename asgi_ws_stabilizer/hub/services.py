@@ -137,7 +137,8 @@ class Services:
     def _sweep_sessions(self) -> None:
         self.binder.sweep()
         self._session_sweep = asyncio.get_running_loop().call_later(
-            min(30.0, self.settings.session_ttl / 2), self._sweep_sessions
+            self.binder.sweep_every or min(30.0, self.settings.session_ttl / 2),
+            self._sweep_sessions,
         )
 
     def clock_now(self) -> float:
@@ -183,6 +184,10 @@ class Services:
         # Someone must read the socket soon if the app does not go to receive().
         self.readers.add(connection)
         return frames
+
+    async def send_shared(self, connection: Connection, message: Message, size: int) -> None:
+        """The app's own send on a socket whose session the broker keeps."""
+        await self.binder.send(connection, message, size)
 
     async def connected(self, connection: Connection) -> None:
         """Run ``on_connect``."""

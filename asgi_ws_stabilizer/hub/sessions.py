@@ -39,8 +39,12 @@ class SessionBinder:
         self._log = log
         self._warned_random_key = False
 
-    def plan(self, handshake: Handshake) -> Plan | None:
-        """What the handshake's resume request would do (nothing is changed yet).
+    sweep_every: float | None = None
+    """Seconds between ``sweep`` calls (``None``: half the ``session_ttl``, at most 30)."""
+
+    async def plan(self, handshake: Handshake) -> Plan | None:
+        """What the handshake's resume request would do (nothing is changed yet). Here it
+        never waits, so nothing happens between it, admission and ``bind``.
 
         ``None`` when the socket does not ask to resume (not opted in, or no usable token and
         seq: admission refuses a malformed seq).
@@ -51,13 +55,12 @@ class SessionBinder:
 
     def replaced_by(self, plan: Plan | None) -> Connection | None:
         """The registered socket that ``plan`` resumes in place of (a half-open one)."""
-        if plan is None or plan.session is None or plan.session.connection_id is None:
+        if plan is None or plan.replaces is None:
             return None
-        return self._registry.get(plan.session.connection_id)
+        return self._registry.get(plan.replaces)
 
-    def bind(self, connection: Connection, plan: Plan | None, received: int) -> None:
-        """Give an opted-in socket its session: the one ``plan`` resumes, or a fresh one."""
-        now = time.time()
+    def warn_random_key(self) -> None:
+        """Say once that tokens are signed with a random per-process key."""
         if self.resumption.random_key and not self._warned_random_key:
             self._warned_random_key = True
             self._log.warning(
@@ -65,6 +68,14 @@ class SessionBinder:
                 hint="set WS_STABILIZER_SECRET_KEY: tokens made with a random per-process key "
                 "do not survive a restart and do not work across workers",
             )
+
+    async def bind(
+        self, connection: Connection, plan: Plan | None, received: int, client_id: str | None
+    ) -> None:
+        """Give an opted-in socket its session: the one ``plan`` resumes, or a fresh one
+        (``client_id``: the handshake's, for a fresh one). Here it never waits."""
+        now = time.time()
+        self.warn_random_key()
         old = self.replaced_by(plan)
         binding = self.resumption.bind(
             plan or Plan(), connection.session_id, connection.client_id, received, now
@@ -127,6 +138,14 @@ class SessionBinder:
             session.user_data = dict(connection.user_data)
             session.groups = set(connection.groups)
             self.store.detach(session, time.time())
+
+    async def send(self, connection: Connection, message: Message, size: int) -> None:
+        """The app's own send on a socket whose session the broker keeps (not here)."""
+        raise StateError("this process keeps its sessions itself")
+
+    async def save_now(self, connections: list[Connection]) -> None:
+        """Store these sockets' session state where a resume elsewhere finds it (here there
+        is nothing to do: sessions do not leave the process)."""
 
     def token(self, connection: Connection) -> str:
         """A fresh resume token for an opted-in connection's session."""

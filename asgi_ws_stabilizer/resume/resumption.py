@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import Message
@@ -42,9 +42,19 @@ class Plan:
     """What a resume request would do, decided without changing anything."""
 
     session: Session | None = None
-    """The session it would resume, or ``None`` (then ``reason`` says why, if asked for)."""
+    """The session it would resume, when kept in this process."""
     claims: TokenClaims | None = None
     reason: str | None = None
+    """Why it would not resume (``None`` when it would, or was not asked to)."""
+    client_id: str | None = None
+    """The client id of the session it would resume."""
+    replaces: str | None = None
+    """The connection id of a socket of this process that serves the session now."""
+
+    @property
+    def resumes(self) -> bool:
+        """Whether it would resume a session."""
+        return self.client_id is not None and self.reason is None
 
 
 @dataclass
@@ -77,6 +87,24 @@ class Binding:
         session.offset += self.missed
         self.replayed = len(replay)
         return replay
+
+
+@dataclass
+class SharedBinding(Binding):
+    """The binding of a socket to a session kept in a broker: the broker cut the replay when
+    it handed the session over, and numbers every message after it."""
+
+    seq: int = 0
+    """The number of the last data message given to the socket (or held for its accept)."""
+    offset: int = 0
+    replay: list[Message] = field(default_factory=list)
+    pending: list[Message] = field(default_factory=list)
+    """Messages after the replay that came before the socket was accepted."""
+
+    def replay_at_accept(self) -> list[Message]:
+        self.accepted = True
+        frames, self.replay, self.pending = self.replay + self.pending, [], []
+        return frames
 
 
 class Resumption:
@@ -114,7 +142,12 @@ class Resumption:
             return Plan(reason="token_spent")
         if received + session.offset > session.buffer.sent:
             return Plan(reason="seq_ahead")
-        return Plan(session=session, claims=claims)
+        return Plan(
+            session=session,
+            claims=claims,
+            client_id=session.client_id,
+            replaces=session.connection_id,
+        )
 
     def bind(
         self, plan: Plan, session_id: str, client_id: str, received: int, now: float

@@ -60,6 +60,9 @@ class ResumeBuffer:
 class Session:
     """One client's session, with or without a socket attached."""
 
+    shared = False
+    """Kept in a broker (``SharedSession``) rather than in this process."""
+
     __slots__ = (
         "buffer",
         "client_id",
@@ -92,6 +95,27 @@ class Session:
         goes out in the replay when the client resumes."""
         if not self.ended:
             self.buffer.append(message, size)
+
+    def record(self, message: Message, size: int) -> None:
+        """Record a data message written to its socket (a cut may lose it in flight)."""
+        self.buffer.append(message, size)
+
+
+class SharedSession(Session):
+    """A session kept in the broker: its socket's process records nothing itself (the broker's
+    log has every message before the socket does)."""
+
+    __slots__ = ()
+    shared = True
+
+    def __init__(self, session_id: str, client_id: str) -> None:
+        super().__init__(session_id, client_id, 0)
+
+    def keep(self, message: Message, size: int) -> None:
+        pass
+
+    def record(self, message: Message, size: int) -> None:
+        pass
 
 
 class SessionStore:

@@ -32,6 +32,9 @@ class FakeDelivery:
         self.closes.append((client_id, code, reason))
         return self.closed
 
+    def kick(self, connection_id: str, code: int, reason: str) -> None:
+        self.closes.append((connection_id, code, reason))
+
 
 def bound() -> tuple[MemoryBackend, FakeDelivery]:
     """A backend bound to a fake delivery."""

@@ -1,0 +1,267 @@
+"""Session binding when the backend keeps the sessions in its broker (hub/sessions.py is the
+in-process one).
+
+A socket that opts in is bound by one round trip before the app runs: the broker spends the
+token and hands the session over with its replay (or makes a fresh session). From then on the
+broker numbers every message of the session (hub sends and the app's own sends alike) and the
+bus says which process serves it; this process hands the socket each message in that order,
+checking the numbers: one it already has is skipped, a gap (which would make ``missed`` wrong)
+closes the socket 1013 so that its client resumes and gets the rest from the log.
+
+User data is stored in the broker when it changes, checked every ``USER_DATA_EVERY`` seconds,
+and at once when the socket ends or the process drains.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+
+from starlette.types import Message
+
+from ..aio.connection import Connection, new_id
+from ..aio.outbox import deliver
+from ..backends.shared import Held, SharedSessions
+from ..codes import CloseCode
+from ..config.settings import StabilizerSettings
+from ..core.admission import Handshake
+from ..core.messages import Frame
+from ..core.registry import Registry
+from ..observe.events import Events
+from ..observe.log import EventLog
+from ..resume.resumption import Plan, Resumption, SharedBinding
+from ..resume.sessions import SharedSession
+from .sessions import SessionBinder
+
+USER_DATA_EVERY = 1.0
+"""Seconds between checks for changed user data (what a killed process can lose at most)."""
+
+
+class SharedSessionBinder(SessionBinder):
+    """Binds opted-in sockets to sessions kept in the broker, and hands them their messages."""
+
+    sweep_every = USER_DATA_EVERY
+
+    def __init__(
+        self,
+        resumption: Resumption,
+        registry: Registry[Connection],
+        log: EventLog,
+        events: Events,
+        shared: SharedSessions,
+        settings: StabilizerSettings,
+    ) -> None:
+        super().__init__(resumption, registry, log, events)
+        self.shared = shared
+        self._settings = settings
+        self._served: dict[str, Connection] = {}
+        """The socket serving each session here (also while it is being bound)."""
+        self._by_connection: dict[str, str] = {}
+        self._early: dict[str, list[tuple[int, Frame]]] = {}
+        """Messages for a session whose binding is under way."""
+        self._saved: dict[str, str] = {}
+        """The user data last stored, per session (JSON)."""
+        shared.host(self)
+
+    async def plan(self, handshake: Handshake) -> Plan | None:
+        if not handshake.resuming:
+            return None
+        claims, reason = self.resumption.check(handshake.token, time.time())
+        if claims is None:
+            return Plan(reason=reason)
+        return await self.shared.peek(claims, handshake.seq or 0)
+
+    async def bind(
+        self, connection: Connection, plan: Plan | None, received: int, client_id: str | None
+    ) -> None:
+        self.warn_random_key()
+        binding: SharedBinding | None = None
+        reason = plan.reason if plan is not None else None
+        if plan is not None and plan.resumes and plan.claims is not None:
+            binding, reason = await self._resume(connection, plan, received)
+        if binding is None:
+            if plan is not None and plan.resumes:
+                # The broker refused what it accepted a moment ago (another socket was
+                # faster): the socket gets nothing of the session, not even its client id.
+                self._rename(connection, client_id if client_id is not None else new_id())
+            session_id = connection.session_id
+            self._expect(session_id, connection)
+            try:
+                await self.shared.create(session_id, connection.client_id, connection.connection_id)
+            except BaseException:
+                self._forget(session_id, connection)
+                raise
+            binding = SharedBinding(SharedSession(session_id, connection.client_id), reason=reason)
+            if reason is not None:
+                self._events.resume_refused(connection.log, reason=reason, session_id=session_id)
+        session = binding.session
+        session.connection_id = connection.connection_id
+        connection.session = session
+        connection.binding = binding
+        self._saved[session.session_id] = self._json(connection)
+        for seq, frame in self._early.pop(session.session_id, []):
+            self._take(connection, binding, seq, frame)
+
+    async def _resume(
+        self, connection: Connection, plan: Plan, received: int
+    ) -> tuple[SharedBinding | None, str | None]:
+        claims = plan.claims
+        assert claims is not None
+        session_id = claims.session_id
+        self._expect(session_id, connection)
+        try:
+            result = await self.shared.attach(claims, received, connection.connection_id)
+        except BaseException:
+            self._forget(session_id, connection)
+            raise
+        if isinstance(result, str):
+            self._forget(session_id, connection)
+            return None, result
+        connection.session_id = session_id
+        if connection.client_id != result.client_id:
+            self._rename(connection, result.client_id)
+        binding = SharedBinding(
+            SharedSession(session_id, result.client_id),
+            resumed=True,
+            received=received,
+            replaced=result.old_connection or None,
+            missed=result.missed,
+            seq=result.sent,
+            offset=result.offset,
+            replay=result.replay,
+        )
+        user_data, groups = result.user_data, result.groups
+        old = None
+        if result.old_node == self.shared.node and result.old_connection:
+            old = self._registry.get(result.old_connection)
+        if old is not None and old is not connection:
+            # Half-open here: what it had is fresher than what the broker has.
+            user_data, groups = dict(old.user_data), list(old.groups)
+            old.abort(CloseCode.REPLACED, "replaced by a newer connection of the same session")
+        connection.user_data.restore(user_data)
+        for group in groups:
+            self._registry.join(connection, group)
+        return binding, None
+
+    def _expect(self, session_id: str, connection: Connection) -> None:
+        self._served[session_id] = connection
+        self._by_connection[connection.connection_id] = session_id
+        self._early[session_id] = []
+
+    def _forget(self, session_id: str, connection: Connection) -> None:
+        if self._served.get(session_id) is connection:
+            del self._served[session_id]
+            self._early.pop(session_id, None)
+            self._saved.pop(session_id, None)
+        self._by_connection.pop(connection.connection_id, None)
+
+    def _rename(self, connection: Connection, client_id: str) -> None:
+        previous = connection.client_id
+        if previous == client_id:
+            return
+        connection.client_id = client_id
+        self._registry.rekey(connection, previous)
+
+    # -- messages --------------------------------------------------------------------------
+
+    def deliver(self, frame: Frame, listed: Sequence[tuple[str, int]]) -> None:
+        for session_id, seq in listed:
+            connection = self._served.get(session_id)
+            if connection is None:
+                continue
+            binding = connection.binding
+            if isinstance(binding, SharedBinding):
+                self._take(connection, binding, seq, frame)
+            else:
+                self._early.setdefault(session_id, []).append((seq, frame))
+
+    def _take(self, connection: Connection, binding: SharedBinding, seq: int, frame: Frame) -> None:
+        if seq <= binding.seq:
+            return  # in the replay already
+        if seq != binding.seq + 1:
+            self._log.warning(
+                "session_out_of_step",
+                session_id=binding.session.session_id,
+                expected=binding.seq + 1,
+                got=seq,
+            )
+            connection.abort(CloseCode.TRY_AGAIN_LATER, "session out of step: resume for the rest")
+            return
+        binding.seq = seq
+        if not binding.accepted:
+            binding.pending.append(frame.message)
+            return
+        deliver(connection, frame, self._settings.max_send_queue)
+
+    async def send(self, connection: Connection, message: Message, size: int) -> None:
+        session = connection.session
+        if session is None:
+            return
+        frame = Frame(message, size)
+        await self.shared.send(session.session_id, connection.connection_id, frame)
+
+    # -- the broker's view of the sessions served here ---------------------------------------
+
+    def session_of(self, connection_id: str) -> str | None:
+        return self._by_connection.get(connection_id)
+
+    def held(self) -> list[Held]:
+        held = []
+        for session_id, connection in self._served.items():
+            binding = connection.binding
+            if isinstance(binding, SharedBinding):
+                held.append(
+                    Held(
+                        session_id,
+                        connection.client_id,
+                        connection.connection_id,
+                        binding.seq,
+                        binding.offset,
+                        self._json(connection),
+                        tuple(sorted(connection.groups)),
+                    )
+                )
+        return held
+
+    def lost(self, session_ids: Sequence[str]) -> None:
+        for session_id in session_ids:
+            connection = self._served.get(session_id)
+            if connection is not None:
+                connection.abort(CloseCode.REPLACED, "the session was resumed on another socket")
+
+    # -- leaving, and user data --------------------------------------------------------------
+
+    def left(self, connection: Connection) -> None:
+        session = connection.session
+        if session is None:
+            return
+        served = self._served.get(session.session_id) is connection
+        self._forget(session.session_id, connection)
+        if served:
+            self.shared.detach(session.session_id, connection.connection_id, self._json(connection))
+
+    def sweep(self) -> None:
+        """Store the user data that changed since last time."""
+        for session_id, connection in list(self._served.items()):
+            self._save(session_id, connection)
+
+    async def save_now(self, connections: list[Connection]) -> None:
+        for connection in connections:
+            session = connection.session
+            if session is not None and self._served.get(session.session_id) is connection:
+                self._save(session.session_id, connection)
+        await self.shared.written()
+
+    def _save(self, session_id: str, connection: Connection) -> None:
+        if not isinstance(connection.binding, SharedBinding):
+            return
+        data = self._json(connection)
+        if self._saved.get(session_id) != data:
+            self._saved[session_id] = data
+            self.shared.save(session_id, connection.connection_id, data)
+
+    @staticmethod
+    def _json(connection: Connection) -> str:
+        # A value JSON cannot hold is stored as its str() (README: user data in Redis).
+        return json.dumps(dict(connection.user_data), default=str, separators=(",", ":"))

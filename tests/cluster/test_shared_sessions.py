@@ -1,0 +1,157 @@
+"""Sessions kept in Redis, driven in process: two hubs on one private Redis, sockets served
+through the middleware with hand-written ``receive``/``send`` (the workers of test_resume.py
+run the same over the wire)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from asgi_ws_stabilizer import Hub, StabilizerMiddleware
+
+from ..flow.fakes import FakeSocket, Probe, finish, holding_app
+from ..timing import t, until
+from .redis_server import RedisServer
+from .test_in_process import SECRET, connected
+
+
+@pytest.fixture
+async def hubs(redis_server: RedisServer) -> AsyncIterator[Callable[..., Hub]]:
+    """``make(**settings)``: a started hub on the private Redis; all stopped after the test."""
+    made: list[Hub] = []
+
+    def make(**settings: object) -> Hub:
+        hub = Hub(
+            backend_url=redis_server.url,
+            secret_key=SECRET,
+            presence_ttl=2,
+            backend_prefix="shared",
+            heartbeat_interval=None,
+            **settings,  # type: ignore[arg-type]
+        )
+        made.append(hub)
+        return hub
+
+    yield make
+    for hub in made:
+        await hub.stop()
+
+
+class Client:
+    """One opted-in socket served on a hub, and what it received."""
+
+    def __init__(self, hub: Hub, query: str) -> None:
+        self.probe = Probe()
+        self.sock = FakeSocket(query=query)
+        self.task = self.sock.serve(StabilizerMiddleware(holding_app(self.probe), hub=hub))
+        self.hub = hub
+
+    async def session(self) -> dict[str, Any]:
+        await self.sock.accepted()
+        frame = json.loads((await self.sock.next_sent())["text"])
+        assert frame["$stabilizer"] == "session", frame
+        return dict(frame)
+
+    def data(self) -> list[str]:
+        return [x for x in self.sock.sent_texts() if not x.startswith('{"$stabilizer"')]
+
+    async def end(self) -> None:
+        self.probe.release.set()
+        self.sock.disconnect()
+        await finish(self.task)
+
+
+def resume_query(session: dict[str, Any], seq: int) -> str:
+    return f"_stabilizer=1&_stabilizer_token={session['token']}&_stabilizer_seq={seq}"
+
+
+async def test_resume_on_another_hub_replays_what_was_sent_while_away(
+    hubs: Callable[..., Hub],
+) -> None:
+    """Messages on hub A, the client leaves, hub B publishes more; it resumes on B with the rest
+    replayed once, in order, and its client id, user data and groups back."""
+    a, b = hubs(), hubs()
+    await a.start()
+    await b.start()
+    await connected(a, b)
+    first = Client(a, "_stabilizer=1&client_id=alice")
+    session = await first.session()
+    (connection,) = list(a.registry)
+    await a.handle(connection).join("room")
+    connection.user_data["name"] = "Alice"
+    for i in range(5):
+        await b.publish("room", f"m{i}")
+    await until(lambda: len(first.data()) == 5, "5 on A", t(5))
+    assert first.data() == [f"m{i}" for i in range(5)]
+    await first.end()
+    for i in range(5, 8):
+        await a.publish("room", f"m{i}")
+    second = Client(b, resume_query(session, 5))
+    resumed = await second.session()
+    assert (resumed["resumed"], resumed["replayed"], resumed["missed"]) == (True, 3, 0)
+    await until(lambda: len(second.data()) == 3, "3 replayed", t(5))
+    (again,) = list(b.registry)
+    assert again.client_id == "alice"
+    assert dict(again.user_data) == {"name": "Alice"}
+    assert b.handle(again).groups == frozenset({"room"})
+    await a.publish("room", "after")
+    await until(lambda: len(second.data()) == 4, "the new one", t(5))
+    assert second.data() == ["m5", "m6", "m7", "after"]
+    await second.end()
+
+
+async def test_app_sends_and_hub_sends_share_one_numbering(hubs: Callable[..., Hub]) -> None:
+    """The app's own sends on a resumable socket are numbered with the hub's: a resume with any
+    count gets exactly the rest."""
+    a, b = hubs(), hubs()
+    await a.start()
+    await b.start()
+    await connected(a, b)
+    first = Client(a, "_stabilizer=1&client_id=bob")
+    session = await first.session()
+    (connection,) = list(a.registry)
+    sends = []
+    for i in range(6):
+        if i % 2:
+            sends.append(b.send_to("bob", f"hub{i}"))
+        else:
+            await connection.send({"type": "websocket.send", "text": f"app{i}"})
+    await asyncio.gather(*sends)
+    await until(lambda: len(first.data()) == 6, "6 on A", t(5))
+    got = first.data()
+    await first.end()
+    second = Client(b, resume_query(session, 2))
+    resumed = await second.session()
+    assert (resumed["replayed"], resumed["missed"]) == (4, 0)
+    await until(lambda: len(second.data()) == 4, "4 replayed", t(5))
+    assert second.data() == got[2:]
+    await second.end()
+
+
+async def test_one_token_resumes_once_across_hubs(hubs: Callable[..., Hub]) -> None:
+    """The same token on two hubs at once: one resumes, the other gets token_spent and a fresh
+    session with nothing of the old one."""
+    a, b = hubs(), hubs()
+    await a.start()
+    await b.start()
+    await connected(a, b)
+    first = Client(a, "_stabilizer=1&client_id=carol")
+    session = await first.session()
+    (connection,) = list(a.registry)
+    connection.user_data["secret"] = 1
+    await first.end()
+    await asyncio.sleep(t(1.5))  # the user data is stored within a second
+    one, two = Client(a, resume_query(session, 0)), Client(b, resume_query(session, 0))
+    frames = await asyncio.gather(one.session(), two.session())
+    assert sorted(f["resumed"] for f in frames) == [False, True]
+    refused = one if not frames[0]["resumed"] else two
+    (sock,) = list(refused.hub.registry)
+    assert refused.hub.handle(sock).resume_reason == "token_spent"
+    assert sock.client_id != "carol"
+    assert dict(sock.user_data) == {}
+    await one.end()
+    await two.end()
