@@ -34,8 +34,9 @@ from ..observe.events import Events
 from ..resume.sessions import SessionStore
 from . import redis_scripts as lua
 from .base import Backend, LocalDelivery, Roster
-from .redis_bus import BUS_LENGTH, bus_entries, close_args, last_pseq, read_entry, send_args
+from .redis_bus import BUS_LENGTH, bus_entries, close_args, last_pseq, send_args
 from .redis_presence import ChangeFeed, RedisPresence
+from .redis_reader import BusReader
 from .redis_sessions import RedisSessions
 from .sendqueue import SendQueue
 
@@ -69,23 +70,18 @@ class RedisBackend(Backend):
         self._drained = asyncio.Event()
         """Set when the writer has emptied the queue (``aclose`` waits for it)."""
         self._tasks: list[asyncio.Task[None]] = []
-        self._closing: set[asyncio.Task[int]] = set()
         self._stopping = False
-        self._local: LocalDelivery | None = None
         self._roster: Roster | None = None
-        self._cursor: int | None = None
         self._run_id: str | None = None
         self.state = "connecting"
         self.reconnects = 0
         self.dropped = 0
         self.published = 0
-        self.received = 0
-        self.gaps = 0
         self.presence = RedisPresence(self)
         self.buffer_limit = settings.resume_buffer_size
         self.shared_sessions: RedisSessions = RedisSessions(self, settings)
-        self._listing = b"o:" + self.node.encode()
-        """This process's field in a bus entry: the sessions it serves that the entry reached."""
+        self.bus = BusReader(events, self.node, self.shared_sessions)
+        """What has been read from the bus, and where each entry goes."""
 
     def __repr__(self) -> str:
         return f"<RedisBackend {mask_url(self._url)} {self.state}>"
@@ -96,7 +92,7 @@ class RedisBackend(Backend):
         return self._client if self._connected.is_set() else None
 
     def bind(self, local: LocalDelivery, roster: Roster) -> None:
-        self._local = local
+        self.bus.local = local
         self._roster = roster
         roster.changes = ChangeFeed(self._presence_changed)
 
@@ -299,9 +295,9 @@ class RedisBackend(Backend):
                     lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "1", "0"
                 )
                 run_id = str(info.get("run_id", ""))
-                if self._cursor is None or run_id != self._run_id:
+                if self.bus.cursor is None or run_id != self._run_id:
                     # First connect: from the bus's top. A restarted Redis: from its start.
-                    self._cursor = int(top) if self._cursor is None else 0
+                    self.bus.cursor = int(top) if self.bus.cursor is None else 0
                 self._run_id = run_id
                 self._client = client
                 # The roster written below says it all: changes queued before it are moot, and
@@ -355,52 +351,17 @@ class RedisBackend(Backend):
         while not self._stopping:
             await self._connected.wait()
             client = self.client
-            if client is None or self._cursor is None:
+            if client is None or self.bus.cursor is None:
                 continue
             try:
                 response: object = await client.xread(
-                    {bus: f"{self._cursor}-0"}, count=512, block=BLOCK_MS
+                    {bus: f"{self.bus.cursor}-0"}, count=512, block=BLOCK_MS
                 )
             except (RedisError, OSError) as exc:
                 self._broken(exc)
                 continue
             for entry_id, fields in bus_entries(response):
-                await self._deliver(entry_id, fields)
-
-    async def _deliver(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        number = int(entry_id.split(b"-")[0])
-        cursor = self._cursor or 0
-        if number <= cursor:
-            return
-        if number > cursor + 1:
-            self.gaps += number - cursor - 1
-            self._events.backend_gap(missed=number - cursor - 1, total=self.gaps)
-        self._cursor = number
-        self.received += 1
-        local = self._local
-        if local is None:
-            return
-        try:
-            entry = read_entry(fields, self._listing)
-            if entry.close is not None and entry.target.kind == "connection":
-                local.kick(entry.target.name, *entry.close)
-            elif entry.close is not None:
-                # Writing the closes may wait (CLOSE_TIMEOUT): not on the bus's time. The task
-                # sheds the sockets in its first step, before the next entry is delivered.
-                code, reason = entry.close
-                task = asyncio.get_running_loop().create_task(
-                    local.close(entry.target.name, code, reason)
-                )
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
-                await asyncio.sleep(0)
-            elif entry.frame is not None:
-                if entry.listed:
-                    self.shared_sessions.deliver(entry.frame, entry.listed)
-                if entry.target.kind != "session":
-                    await local.deliver(entry.target, entry.frame, entry.excluded)
-        except Exception as exc:  # one bad entry must not stop the bus
-            self._events.log.error("backend_delivery_error", entry=number, exc_info=exc)
+                await self.bus.take(entry_id, fields)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -412,8 +373,8 @@ class RedisBackend(Backend):
             "buffered": self._queue.bytes,
             "dropped": self.dropped,
             "published": self.published,
-            "received": self.received,
-            "gaps": self.gaps,
+            "received": self.bus.received,
+            "gaps": self.bus.gaps,
         }
 
 
