@@ -22,7 +22,7 @@ from starlette.types import Message
 
 from ..aio.connection import Connection, new_id
 from ..aio.outbox import deliver
-from ..backends.shared import Held, SharedSessions
+from ..backends.shared import Attached, Held, SharedSessions
 from ..codes import CloseCode
 from ..config.settings import StabilizerSettings
 from ..core.admission import Handshake
@@ -59,7 +59,8 @@ class SharedSessionBinder(SessionBinder):
         """The socket serving each session here (also while it is being bound)."""
         self._by_connection: dict[str, str] = {}
         self._early: dict[str, list[tuple[int, Frame]]] = {}
-        """Messages for a session whose binding is under way."""
+        """Messages for a session whose binding is under way (``_waiting`` of them)."""
+        self._waiting: dict[str, int] = {}
         self._saved: dict[str, str] = {}
         """The user data last stored, per session (JSON)."""
         shared.host(self)
@@ -77,21 +78,29 @@ class SharedSessionBinder(SessionBinder):
     ) -> None:
         self.warn_random_key()
         binding: SharedBinding | None = None
+        early: list[tuple[int, Frame]] = []
         reason = plan.reason if plan is not None else None
         if plan is not None and plan.resumes and plan.claims is not None:
-            binding, reason = await self._resume(connection, plan, received)
-        if binding is None:
-            if plan is not None and plan.resumes:
+            claims = plan.claims
+            self._wait(claims.session_id)
+            try:
+                result = await self.shared.attach(claims, received, connection.connection_id)
+            finally:
+                early = self._done(claims.session_id)
+            if isinstance(result, str):
+                reason = result
                 # The broker refused what it accepted a moment ago (another socket was
                 # faster): the socket gets nothing of the session, not even its client id.
                 self._rename(connection, client_id if client_id is not None else new_id())
+            else:
+                binding = self._resumed(connection, claims.session_id, result, received)
+        if binding is None:
             session_id = connection.session_id
-            self._expect(session_id, connection)
+            self._wait(session_id)
             try:
                 await self.shared.create(session_id, connection.client_id, connection.connection_id)
-            except BaseException:
-                self._forget(session_id, connection)
-                raise
+            finally:
+                early = self._done(session_id)
             binding = SharedBinding(SharedSession(session_id, connection.client_id), reason=reason)
             if reason is not None:
                 self._events.resume_refused(connection.log, reason=reason, session_id=session_id)
@@ -99,28 +108,19 @@ class SharedSessionBinder(SessionBinder):
         session.connection_id = connection.connection_id
         connection.session = session
         connection.binding = binding
+        self._served[session.session_id] = connection
+        self._by_connection[connection.connection_id] = session.session_id
         self._saved[session.session_id] = self._json(connection)
-        for seq, frame in self._early.pop(session.session_id, []):
+        for seq, frame in early:
             self._take(connection, binding, seq, frame)
 
-    async def _resume(
-        self, connection: Connection, plan: Plan, received: int
-    ) -> tuple[SharedBinding | None, str | None]:
-        claims = plan.claims
-        assert claims is not None
-        session_id = claims.session_id
-        self._expect(session_id, connection)
-        try:
-            result = await self.shared.attach(claims, received, connection.connection_id)
-        except BaseException:
-            self._forget(session_id, connection)
-            raise
-        if isinstance(result, str):
-            self._forget(session_id, connection)
-            return None, result
+    def _resumed(
+        self, connection: Connection, session_id: str, result: Attached, received: int
+    ) -> SharedBinding:
+        """Give ``connection`` the session the broker handed over: its client id, user data
+        and groups (fresher from a half-open socket of this process, closed 4409 now)."""
         connection.session_id = session_id
-        if connection.client_id != result.client_id:
-            self._rename(connection, result.client_id)
+        self._rename(connection, result.client_id)
         binding = SharedBinding(
             SharedSession(session_id, result.client_id),
             resumed=True,
@@ -136,25 +136,28 @@ class SharedSessionBinder(SessionBinder):
         if result.old_node == self.shared.node and result.old_connection:
             old = self._registry.get(result.old_connection)
         if old is not None and old is not connection:
-            # Half-open here: what it had is fresher than what the broker has.
             user_data, groups = dict(old.user_data), list(old.groups)
             old.abort(CloseCode.REPLACED, "replaced by a newer connection of the same session")
         connection.user_data.restore(user_data)
         for group in groups:
             self._registry.join(connection, group)
-        return binding, None
+        return binding
 
-    def _expect(self, session_id: str, connection: Connection) -> None:
-        self._served[session_id] = connection
-        self._by_connection[connection.connection_id] = session_id
-        self._early[session_id] = []
+    def _wait(self, session_id: str) -> None:
+        """A binding of ``session_id`` is under way: keep what is listed for it meanwhile."""
+        self._waiting[session_id] = self._waiting.get(session_id, 0) + 1
+        self._early.setdefault(session_id, [])
 
-    def _forget(self, session_id: str, connection: Connection) -> None:
-        if self._served.get(session_id) is connection:
-            del self._served[session_id]
-            self._early.pop(session_id, None)
-            self._saved.pop(session_id, None)
-        self._by_connection.pop(connection.connection_id, None)
+    def _done(self, session_id: str) -> list[tuple[int, Frame]]:
+        """That binding is over: what was listed for the session meanwhile."""
+        early = self._early.get(session_id, [])
+        left = self._waiting[session_id] - 1
+        if left:
+            self._waiting[session_id] = left
+            return list(early)
+        del self._waiting[session_id]
+        del self._early[session_id]
+        return early
 
     def _rename(self, connection: Connection, client_id: str) -> None:
         previous = connection.client_id
@@ -167,14 +170,12 @@ class SharedSessionBinder(SessionBinder):
 
     def deliver(self, frame: Frame, listed: Sequence[tuple[str, int]]) -> None:
         for session_id, seq in listed:
+            early = self._early.get(session_id)
+            if early is not None:
+                early.append((seq, frame))
             connection = self._served.get(session_id)
-            if connection is None:
-                continue
-            binding = connection.binding
-            if isinstance(binding, SharedBinding):
-                self._take(connection, binding, seq, frame)
-            else:
-                self._early.setdefault(session_id, []).append((seq, frame))
+            if connection is not None and isinstance(connection.binding, SharedBinding):
+                self._take(connection, connection.binding, seq, frame)
 
     def _take(self, connection: Connection, binding: SharedBinding, seq: int, frame: Frame) -> None:
         if seq <= binding.seq:
@@ -236,9 +237,10 @@ class SharedSessionBinder(SessionBinder):
         session = connection.session
         if session is None:
             return
-        served = self._served.get(session.session_id) is connection
-        self._forget(session.session_id, connection)
-        if served:
+        self._by_connection.pop(connection.connection_id, None)
+        if self._served.get(session.session_id) is connection:
+            del self._served[session.session_id]
+            self._saved.pop(session.session_id, None)
             self.shared.detach(session.session_id, connection.connection_id, self._json(connection))
 
     def sweep(self) -> None:

@@ -155,3 +155,119 @@ async def test_one_token_resumes_once_across_hubs(hubs: Callable[..., Hub]) -> N
     assert dict(sock.user_data) == {}
     await one.end()
     await two.end()
+
+
+async def test_missed_is_exact_with_a_small_buffer_across_hubs(hubs: Callable[..., Hub]) -> None:
+    """50 messages of 100 bytes while away, a 1,000-byte buffer: the newest 10 are replayed and
+    the 40 before them counted as missed; a second resume continues the numbering."""
+    a, b = hubs(resume_buffer_size=1000), hubs(resume_buffer_size=1000)
+    await a.start()
+    await b.start()
+    await connected(a, b)
+    first = Client(a, "_stabilizer=1&client_id=dave")
+    session = await first.session()
+    await first.end()
+    texts = [f"{i:03d}".ljust(100, "x") for i in range(50)]
+    for text in texts:
+        await b.send_to("dave", text)
+    second = Client(b, resume_query(session, 0))
+    resumed = await second.session()
+    assert (resumed["replayed"], resumed["missed"]) == (10, 40)
+    await until(lambda: len(second.data()) == 10, "10 replayed", t(5))
+    assert second.data() == texts[40:]
+    await second.end()
+    await a.send_to("dave", "later")
+    third = Client(a, resume_query(resumed, 10))
+    again = await third.session()
+    assert (again["replayed"], again["missed"]) == (1, 0)
+    await until(lambda: third.data() == ["later"], "the one after", t(5))
+    await third.end()
+
+
+async def test_a_half_open_socket_on_the_other_hub_is_closed_4409(
+    hubs: Callable[..., Hub],
+) -> None:
+    """The old socket still registered on A, the client resumes on B: A closes the old one with
+    4409, and every message reaches the client once over the two sockets."""
+    a, b = hubs(), hubs()
+    await a.start()
+    await b.start()
+    await connected(a, b)
+    old = Client(a, "_stabilizer=1&client_id=erin")
+    session = await old.session()
+    for i in range(3):
+        await b.send_to("erin", f"m{i}")
+    await until(lambda: len(old.data()) == 3, "3 on A", t(5))
+    new = Client(b, resume_query(session, 2))  # the third was lost in flight
+    resumed = await new.session()
+    assert (resumed["resumed"], resumed["replayed"]) == (True, 1)
+    await until(lambda: [m.get("code") for m in old.sock.closes()] == [4409], "A closed 4409", t(1))
+    await a.send_to("erin", "m3")
+    await until(lambda: len(new.data()) == 2, "m2 replayed, m3 new", t(5))
+    assert old.data()[:2] + new.data() == ["m0", "m1", "m2", "m3"]
+    assert len(old.data()) == 3
+    await old.end()
+    await new.end()
+
+
+async def test_user_data_is_stored_within_a_second(hubs: Callable[..., Hub]) -> None:
+    """A change to user_data on a live socket reaches Redis within USER_DATA_EVERY: a resume
+    elsewhere after the process was lost gets it."""
+    a, b = hubs(), hubs()
+    await a.start()
+    await b.start()
+    await connected(a, b)
+    first = Client(a, "_stabilizer=1&client_id=fay")
+    session = await first.session()
+    (connection,) = list(a.registry)
+    connection.user_data["step"] = 1
+    await asyncio.sleep(t(1.5))
+    connection.user_data["step"] = 2
+    await asyncio.sleep(t(1.5))
+    # The socket is still served on A (as if A were killed): B takes the session over.
+    second = Client(b, resume_query(session, 0))
+    await second.session()
+    (taken,) = list(b.registry)
+    assert dict(taken.user_data) == {"step": 2}
+    await first.end()
+    await second.end()
+
+
+async def test_a_redis_restart_keeps_live_sockets_counting(
+    hubs: Callable[..., Hub], redis_server: RedisServer
+) -> None:
+    """Redis restarts with its data gone: a live socket keeps its numbering (a resume after it
+    replays exactly what came after its count); a session only Redis knew is unknown."""
+    a, b = hubs(), hubs()
+    await a.start()
+    await b.start()
+    await connected(a, b)
+    away = Client(a, "_stabilizer=1&client_id=gone")
+    away_session = await away.session()
+    await away.end()
+    live = Client(a, "_stabilizer=1&client_id=gus")
+    session = await live.session()
+    for i in range(3):
+        await b.send_to("gus", f"m{i}")
+    await until(lambda: len(live.data()) == 3, "3 before", t(5))
+    redis_server.restart()
+    await until(lambda: a.stats()["backend"]["reconnects"] >= 1, "A reconnected", t(10))
+    await until(lambda: b.stats()["backend"]["reconnects"] >= 1, "B reconnected", t(10))
+    await connected(a, b)
+    for i in range(3, 5):
+        await b.send_to("gus", f"m{i}")
+    await until(lambda: len(live.data()) == 5, "2 after", t(5))
+    assert live.data() == [f"m{i}" for i in range(5)]
+    await live.end()
+    await b.send_to("gus", "m5")
+    again = Client(b, resume_query(session, 4))
+    resumed = await again.session()
+    assert (resumed["resumed"], resumed["replayed"], resumed["missed"]) == (True, 2, 0)
+    await until(lambda: again.data() == ["m4", "m5"], "m4 and m5, once", t(5))
+    await again.end()
+    unknown = Client(b, resume_query(away_session, 0))
+    refused = await unknown.session()
+    assert refused["resumed"] is False
+    (sock,) = (c for c in b.registry if c.client_id != "gus")
+    assert b.handle(sock).resume_reason == "session_unknown"
+    await unknown.end()
