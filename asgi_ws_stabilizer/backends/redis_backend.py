@@ -79,7 +79,7 @@ class RedisBackend(Backend):
         self.published = 0
         self.presence = RedisPresence(self)
         self.buffer_limit = settings.resume_buffer_size
-        self.shared_sessions: RedisSessions = RedisSessions(self, settings)
+        self.shared_sessions: RedisSessions = RedisSessions(self, settings, events.log)
         self.bus = BusReader(events, self.node, self.shared_sessions)
         """What has been read from the bus, and where each entry goes."""
 

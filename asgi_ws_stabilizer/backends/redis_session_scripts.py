@@ -164,9 +164,9 @@ RESTORE = (
 -- user data, groups (newline-separated). Run after every (re)connect: a session Redis lost
 -- (restart) is made again with nothing to replay (first = seq + 1, so `missed` stays exact); one
 -- whose log lost its tail starts again at seq; one that another socket took over meanwhile is
--- returned (its socket here is closed 4409).
+-- returned (its socket here is closed 4409), after the number of sessions made again.
 local prefix, node, ttl = ARGV[1], ARGV[2], ARGV[3]
-local lost = {}
+local lost = {0}
 for i = 4, #ARGV, 7 do
   local sid, cid, conn, seq = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local s = prefix .. 's:' .. sid
@@ -174,7 +174,10 @@ for i = 4, #ARGV, 7 do
   if f[2] and f[1] ~= conn then
     lost[#lost + 1] = sid
   else
-    if not f[2] then redis.call('HSET', s, 'off', ARGV[i + 4]) end
+    if not f[2] then
+      redis.call('HSET', s, 'off', ARGV[i + 4])
+      lost[1] = lost[1] + 1
+    end
     if not f[2] or tonumber(f[2]) < seq then
       redis.call('DEL', s .. ':l')
       redis.call('HSET', s, 'sent', seq, 'first', seq + 1, 'bytes', 0)

@@ -21,6 +21,7 @@ from starlette.types import Message
 from ..config.settings import StabilizerSettings
 from ..core.messages import Frame
 from ..errors import BackendUnavailableError
+from ..observe.log import EventLog
 from ..resume.resumption import Plan
 from ..resume.tokens import TokenClaims
 from . import redis_session_scripts as lua
@@ -50,8 +51,9 @@ class Link(Protocol):
 class RedisSessions(SharedSessions):
     """The sessions of every process that shares the Redis."""
 
-    def __init__(self, link: Link, settings: StabilizerSettings) -> None:
+    def __init__(self, link: Link, settings: StabilizerSettings, log: EventLog) -> None:
         self._link = link
+        self._log = log
         self.node = link.node
         self.held_ms = int(2 * settings.session_ttl * 1000)
         """How long a served session lives without its process's refresh (a killed process's
@@ -157,6 +159,7 @@ class RedisSessions(SharedSessions):
         many. Those another socket took over meanwhile are closed here."""
         held = self._host.held() if self._host is not None else []
         lost: list[str] = []
+        remade = 0
         for start in range(0, len(held), RESTORE_BATCH):
             args: list[str | int] = []
             for h in held[start : start + RESTORE_BATCH]:
@@ -165,7 +168,17 @@ class RedisSessions(SharedSessions):
             reply = await client.eval(
                 lua.RESTORE, 0, self._link.prefix, self.node, self.held_ms, *args
             )
-            lost += [_text(x) for x in reply or []]
+            remade += int(reply[0])
+            lost += [_text(x) for x in reply[1:]]
+        if remade:
+            # Redis lost them (a restart without its data): their numbering goes on from their
+            # sockets, but what was sent to them between Redis's return and now is not theirs.
+            self._log.warning(
+                "sessions_remade",
+                sessions=remade,
+                hint="Redis lost these sessions (restarted without its data?): messages sent to "
+                "them since it came back and before this process reconnected did not reach them",
+            )
         if lost and self._host is not None:
             self._host.lost(lost)
         return len(held)
