@@ -90,6 +90,15 @@ class Gate(Backlog):
 
     # -- sending ----------------------------------------------------------------------------
 
+    def refuse_if_closed(self) -> None:
+        """Raise what ``send`` would raise on a closed socket.
+
+        Raises:
+            ConnectionGoneError: the socket is closed or its peer has gone; stop sending.
+        """
+        if self.close_code is not None or self.gone:
+            raise self._refuse()
+
     async def send(self, message: Message, size: int = 0) -> None:
         """Send a frame after every frame handed over before it.
 

@@ -196,9 +196,19 @@ class SharedSessionBinder(SessionBinder):
         deliver(connection, frame, self._settings.max_send_queue)
 
     async def send(self, connection: Connection, message: Message, size: int) -> None:
+        """The app's own send: into the session's log, then to the socket from the bus. As in
+        one process, it raises ``ConnectionGoneError`` once the socket is closed, and waits
+        while the socket's outbox is over half of ``max_send_queue`` (a slow reader slows the
+        app's sends instead of overflowing)."""
         session = connection.session
         if session is None:
             return
+        gate = connection.gate
+        gate.refuse_if_closed()
+        limit = self._settings.max_send_queue
+        if limit is not None and gate.queued_bytes > limit // 2:
+            await gate.flush()
+            gate.refuse_if_closed()
         frame = Frame(message, size)
         await self.shared.send(session.session_id, connection.connection_id, frame)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from asgi_ws_stabilizer import Hub, StabilizerMiddleware
+from asgi_ws_stabilizer import ConnectionGoneError, Hub, StabilizerMiddleware
 
 from ..flow.fakes import FakeSocket, Probe, finish, holding_app
 from ..timing import t, until
@@ -271,3 +271,21 @@ async def test_a_redis_restart_keeps_live_sockets_counting(
     (sock,) = (c for c in b.registry if c.client_id != "gus")
     assert b.handle(sock).resume_reason == "session_unknown"
     await unknown.end()
+
+
+async def test_an_app_send_after_the_close_raises_as_in_one_process(
+    hubs: Callable[..., Hub],
+) -> None:
+    """The app's send on a resumable socket that was closed raises ``ConnectionGoneError`` (it
+    does not go on filling the session's log)."""
+    a = hubs()
+    await a.start()
+    await connected(a)
+    client = Client(a, "_stabilizer=1&client_id=hal")
+    await client.session()
+    (connection,) = list(a.registry)
+    await a.close("hal", 4000, "bye")
+    await until(lambda: connection.gate.close_code is not None, "closed", t(5))
+    with pytest.raises(ConnectionGoneError):
+        await connection.send({"type": "websocket.send", "text": "too late"})
+    await client.end()
