@@ -230,8 +230,9 @@ class RedisBackend(Backend):
                     refresh_at = loop.time() + every
                     keep = "0"
                     if loop.time() >= sessions_at:
-                        # Served sessions live 2 x session_ttl: refreshed every half of it.
-                        sessions_at = loop.time() + self.shared_sessions.held_ms / 4000
+                        # Served sessions live 2 x session_ttl + presence_ttl: refreshed every
+                        # session_ttl / 2 (+ up to presence_ttl / 3, the ticks of this loop).
+                        sessions_at = loop.time() + self.shared_sessions.keep_every
                         keep = str(self.shared_sessions.held_ms)
                     await client.eval(
                         lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "0", keep

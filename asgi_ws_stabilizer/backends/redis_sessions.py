@@ -55,9 +55,13 @@ class RedisSessions(SharedSessions):
         self._link = link
         self._log = log
         self.node = link.node
-        self.held_ms = int(2 * settings.session_ttl * 1000)
-        """How long a served session lives without its process's refresh (a killed process's
-        sessions stay resumable at least ``session_ttl``: refreshed every half of it)."""
+        self.keep_every = settings.session_ttl / 2
+        """Seconds between refreshes of the sessions this process serves (at the first presence
+        refresh after it is due: up to ``presence_ttl`` / 3 later)."""
+        self.held_ms = int((2 * settings.session_ttl + settings.presence_ttl) * 1000)
+        """How long a served session lives without its process's refresh: always longer than
+        the time between two refreshes, so a live process never loses one; a killed process's
+        sessions stay resumable at least 1.5 x ``session_ttl`` after its last refresh."""
         self.away_ms = int(settings.session_ttl * 1000)
         self._host: SessionHost | None = None
 

@@ -289,3 +289,18 @@ async def test_an_app_send_after_the_close_raises_as_in_one_process(
     with pytest.raises(ConnectionGoneError):
         await connection.send({"type": "websocket.send", "text": "too late"})
     await client.end()
+
+
+async def test_a_served_session_outlives_a_short_session_ttl(hubs: Callable[..., Hub]) -> None:
+    """With ``session_ttl`` shorter than the presence refresh, a connected resumable socket's
+    session is kept alive by its process: every message of five seconds reaches it."""
+    a = hubs(session_ttl=0.2)
+    await a.start()
+    await connected(a)
+    client = Client(a, "_stabilizer=1&client_id=ivy")
+    await client.session()
+    for i in range(6):
+        await a.send_to("ivy", f"m{i}")
+        await asyncio.sleep(t(1))
+    await until(lambda: len(client.data()) == 6, "all six", t(5))
+    await client.end()
