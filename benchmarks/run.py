@@ -4,6 +4,7 @@
     python -m benchmarks.run --quick         # smaller sizes, one repeat
     python -m benchmarks.run --scenarios echo,fanout --subjects bare,ours
     python -m benchmarks.run --scenarios cluster --subjects ours   # needs redis-server
+    python -m benchmarks.run --scenarios resume --subjects ours    # needs redis-server
 
 Writes ``benchmarks/results/latest.json`` and ``latest.md`` (see benchmarks/README.md).
 """
@@ -23,15 +24,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import cluster, scenarios, server
+from . import cluster, resume, scenarios, server
 from .redis_server import redis_server_path
 from .scenarios import Sizes, median_of
 from .server import CLIENT_CORE, Server, can_pin
 
 SUBJECTS = ("bare", "ours", "seed")
 SCENARIOS = ("echo", "fanout", "slow", "idle", "churn", "dead")
-EXTRA_SCENARIOS = ("cluster",)
-"""Not in the default run: ``cluster`` needs ``redis-server`` (``--scenarios cluster``)."""
+EXTRA_SCENARIOS = ("cluster", "resume")
+"""Not in the default run: they need ``redis-server`` (``--scenarios cluster,resume``)."""
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_INTERVAL, DEFAULT_TIMEOUT = 20.0, 10.0
 
@@ -74,6 +75,10 @@ async def run_scenario(
         executable = redis_server_path()
         assert executable is not None
         return await cluster.cluster(executable, sizes)
+    if scenario == "resume":
+        executable = redis_server_path()
+        assert executable is not None
+        return await resume.resume(executable, sizes)
     if scenario == "fanout":
         by_size: dict[str, dict[str, dict[str, Any]]] = {}
         for n in sizes.fanout_sockets:
@@ -112,10 +117,10 @@ async def run_scenario(
 
 def skip_reason(scenario: str, subjects: list[str]) -> str | None:
     """Why a scenario cannot run here, or ``None``."""
-    if scenario != "cluster":
+    if scenario not in EXTRA_SCENARIOS:
         return None
     if "ours" not in subjects:
-        return "cluster measures the ours subject only, and --subjects leaves it out"
+        return f"{scenario} measures the ours subject only, and --subjects leaves it out"
     if redis_server_path() is None:
         return "redis-server is not installed (apt-get install redis-server)"
     return None
@@ -212,6 +217,13 @@ def checks(results: dict[str, dict[str, Any]], fast_heartbeat: bool) -> list[dic
                 0,
                 "messages",
             )
+    if "resume" in results:
+        check(
+            "resume: clients whose resume on another worker failed a check",
+            get("resume", "opted_in", "replay", "failures"),
+            0,
+            "clients",
+        )
     if "dead" in results:
         interval, timeout = (1.0, 1.0) if fast_heartbeat else (DEFAULT_INTERVAL, DEFAULT_TIMEOUT)
         check(
@@ -256,6 +268,8 @@ def markdown(report: dict[str, Any]) -> str:
         ratios = [("ours", "bare"), *([("ours", "before")] if "before" in subjects else [])]
         if {"cluster", "memory"} <= set(subjects):
             ratios = [("cluster", "memory")]
+        if {"plain", "opted_in"} <= set(subjects):
+            ratios = [("opted_in", "plain")]
         lines += [
             f"### {scenario}",
             "",

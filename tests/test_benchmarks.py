@@ -77,3 +77,35 @@ def test_benchmarks_cluster_smoke(tmp_path: Path) -> None:
     assert cluster["cluster"]["redis_cpu_us_per_delivered"] >= 0
     assert all(c["holds"] for c in report["checks"]), report["checks"]
     assert "| figure | memory | cluster | cluster/memory |" in (tmp_path / "latest.md").read_text()
+
+
+def test_benchmarks_resume_smoke(tmp_path: Path) -> None:
+    """`--scenarios resume` (not in the default run: it needs redis-server) runs at tiny size:
+    the cluster fan-out with plain and with opted-in readers, and clients that drop from one
+    worker and resume on another with exactly what was published while they were away."""
+    if shutil.which("redis-server") is None:
+        reason = "redis-server is not installed: no resume benchmark"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI=true, where it is installed")
+        pytest.skip(reason)
+    command = [
+        sys.executable, "-m", "benchmarks.run", "--smoke", "--scenarios", "resume",
+        "--subjects", "ours", "--out", str(tmp_path),
+    ]  # fmt: skip
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((tmp_path / "latest.json").read_text())
+    resume = report["results"]["resume"]
+    assert set(resume) == {"plain", "opted_in"}
+    for mode in ("plain", "opted_in"):
+        assert resume[mode]["incomplete_broadcasts"] == 0, mode
+        assert resume[mode]["redis_commands_per_broadcast"] > 0, mode
+    sockets = resume["opted_in"]["sockets"]
+    assert (resume["plain"]["session_frames"], resume["opted_in"]["session_frames"]) == (0, sockets)
+    replay = resume["opted_in"]["replay"]
+    assert replay["failures"] == 0, replay["failure_reasons"]
+    assert replay["resumed"] == replay["clients"] > 0
+    assert replay["replayed_total"] == replay["clients"] * replay["published_while_away"]
+    assert replay["missed_total"] == 0
+    assert all(c["holds"] for c in report["checks"]), report["checks"]
+    assert "| figure | plain | opted_in | opted_in/plain |" in (tmp_path / "latest.md").read_text()
