@@ -10,7 +10,8 @@ When Redis is unreachable, sends wait in a buffer of at most ``backend_buffer_si
 and go out, in order, on recovery; past the bound the oldest are dropped, counted and logged. The
 writer reconnects with full-jitter backoff, re-registers this process's presence and the reader
 picks up from its cursor. A read never blocks longer than the socket timeout, so a half-dead
-link is noticed. A Redis that restarted (a new ``run_id``) is read from its start.
+link is noticed. A Redis that lost its data (a new epoch: see redis_scripts.REFRESH) is read
+from its start; one that kept it (persistence, a replica promoted) from the cursor.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class RedisBackend(Backend):
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._roster: Roster | None = None
-        self._run_id: str | None = None
+        self._epoch: str | None = None
         self.state = "connecting"
         self.reconnects = 0
         self.dropped = 0
@@ -291,15 +292,21 @@ class RedisBackend(Backend):
                 health_check_interval=0,
             )
             try:
-                info: dict[str, Any] = await client.info("server")
-                top = await client.eval(
-                    lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "1", "0"
-                )
-                run_id = str(info.get("run_id", ""))
-                if self.bus.cursor is None or run_id != self._run_id:
-                    # First connect: from the bus's top. A restarted Redis: from its start.
-                    self.bus.cursor = int(top) if self.bus.cursor is None else 0
-                self._run_id = run_id
+                reply = await client.eval(
+                    lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "1", "0",
+                    secrets.token_hex(8),
+                )  # fmt: skip
+                top, epoch = int(reply[0]), _text(reply[1])
+                if self.bus.cursor is None:
+                    self.bus.cursor = top  # the first connect: from the bus's top
+                elif epoch != self._epoch:
+                    # Redis lost its data (restarted without it): its new bus from the start.
+                    self.bus.cursor = 0
+                else:
+                    # The same data (a reconnect, or a restart that kept it): on from the
+                    # cursor, or from the top if a failover lost the bus's tail.
+                    self.bus.cursor = min(self.bus.cursor, top)
+                self._epoch = epoch
                 self._client = client
                 # The roster written below says it all: changes queued before it are moot, and
                 # from here on (no await in between) every change is queued after it.
@@ -377,6 +384,10 @@ class RedisBackend(Backend):
             "received": self.bus.received,
             "gaps": self.bus.gaps,
         }
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def _close_quietly(client: aioredis.Redis) -> None:

@@ -133,8 +133,11 @@ REFRESH = (
     KEEP_ALIVE
     + """
 -- ARGV: prefix, node, ttl_ms, reset ('1': forget this process's presence first), sessions' ttl_ms
--- ('0': leave them; else keep the sessions this process serves alive that long).
--- Keeps this process alive for ttl_ms more, and forgets processes that expired.
+-- ('0': leave them; else keep the sessions this process serves alive that long), and (on a
+-- connect) a fresh epoch to set if there is none. Keeps this process alive for ttl_ms more,
+-- and forgets processes that expired. Returns the bus counter and the epoch: the dataset's
+-- identity, which a restart with its data kept (persistence, a replica) keeps and a restart
+-- without it loses.
 local prefix, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local base = prefix .. 'n:' .. node
 local t = redis.call('TIME')
@@ -152,7 +155,12 @@ for _, key in ipairs({base .. ':c', base .. ':cc', base .. ':gs', base .. ':s'})
   redis.call('PEXPIRE', key, ttl)
 end
 for _, group in ipairs(groups) do redis.call('PEXPIRE', base .. ':g:' .. group, ttl) end
-return redis.call('GET', prefix .. 'g') or '0'
+local epoch = redis.call('GET', prefix .. 'epoch')
+if not epoch and ARGV[6] then
+  epoch = ARGV[6]
+  redis.call('SET', prefix .. 'epoch', epoch)
+end
+return {redis.call('GET', prefix .. 'g') or '0', epoch or ''}
 """
 )
 
