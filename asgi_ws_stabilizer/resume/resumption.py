@@ -104,6 +104,7 @@ class SharedBinding(Binding):
     def replay_at_accept(self) -> list[Message]:
         self.accepted = True
         frames, self.replay, self.pending = self.replay + self.pending, [], []
+        self.replayed = len(frames)
         return frames
 
 

@@ -98,6 +98,11 @@ async def test_resume_on_another_hub_replays_what_was_sent_while_away(
     assert again.client_id == "alice"
     assert dict(again.user_data) == {"name": "Alice"}
     assert b.handle(again).groups == frozenset({"room"})
+    assert (b.handle(again).resumed, b.handle(again).replayed, b.handle(again).missed) == (
+        True,
+        3,
+        0,
+    )
     await a.publish("room", "after")
     await until(lambda: len(second.data()) == 4, "the new one", t(5))
     assert second.data() == ["m5", "m6", "m7", "after"]
