@@ -18,14 +18,18 @@ answers the heartbeat, reconnects with backoff and queues what you send while it
   ``.venv/bin/python -m examples.cut_proxy`` and the page on port 8001): the tab resumes its
   session within ``session_ttl`` (30 s here). It keeps its room without rejoining and gets every
   message it missed, replayed once and in order; the page says "resumed: N replayed, 0 missed".
-* **A server restart**: sessions live in the server process's memory (the Redis backend carries
-  hub sends and presence across processes, but not sessions yet), so the new process does not
-  know them, even with
-  ``WS_STABILIZER_SECRET_KEY`` set (the old token is then valid, but the session is
-  ``session_unknown``). The tab reconnects by itself, gets a fresh session, rejoins its room (the
-  room sees "joined" again) and the page says "reconnected (new session)". Messages sent while the
-  server was down were never sent, and nothing from before the restart is replayed. Lines typed
-  in the tab while the server was down are sent once it is back.
+* **A server restart, in-memory backend** (the default): sessions live in the server process's
+  memory, so the new process does not know them, even with ``WS_STABILIZER_SECRET_KEY`` set (the
+  old token is then valid, but the session is ``session_unknown``). The tab reconnects by itself,
+  gets a fresh session, rejoins its room (the room sees "joined" again) and the page says
+  "reconnected (new session)". Messages sent while the server was down were never sent, and
+  nothing from before the restart is replayed. Lines typed in the tab while the server was down
+  are sent once it is back.
+* **A restart or a killed process, Redis backend** (``WS_STABILIZER_BACKEND_URL=redis://...``
+  and one ``WS_STABILIZER_SECRET_KEY`` for every process; see the README's "Many workers"): the
+  session lives in Redis, so the tab resumes on the restarted process or on any other that shares
+  the Redis, with every message sent to its room meanwhile replayed once and in order, from
+  whichever process sent it.
 
 Joins and leaves are announced without the noise of reconnects: a tab that leaves for good
 (closes, navigates away or joins another room: close code 1000 or 1001 from the client) is
@@ -48,6 +52,7 @@ from fastapi import Depends, FastAPI, WebSocket
 from fastapi.responses import HTMLResponse
 
 from asgi_ws_stabilizer import (
+    BackendUnavailableError,
     ConnectionHandle,
     Hub,
     MemoryLimitExceededError,
@@ -125,6 +130,11 @@ class Presence:
         self.pending.pop(session_id, None)
         if self.serving.get(session_id) == handle.connection_id:
             del self.serving[session_id]
+            # With the Redis backend the tab may have resumed on another process: then it
+            # never left (presence spans the processes; in memory mode this one answers).
+            with contextlib.suppress(BackendUnavailableError):
+                if await handle.hub.presence.is_online(handle.client_id):
+                    return
             await self._announce_left(handle, name, rooms, code)
 
     @staticmethod
