@@ -1,0 +1,178 @@
+"""Sessions kept in Redis, the edges: a half-open socket on the same process, a group left,
+binary frames, numbering out of step, an outage at connect, and a session taken over while its
+process was away from Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+
+import redis.asyncio
+
+from asgi_ws_stabilizer import Hub
+from asgi_ws_stabilizer.backends.redis_sessions import RedisSessions
+from asgi_ws_stabilizer.backends.shared import Held
+from asgi_ws_stabilizer.core.messages import Frame, encode
+
+from ..flow.test_hub import refusal
+from ..timing import t, until
+from .redis_server import RedisServer
+from .test_in_process import connected
+from .test_shared_sessions import Client, hubs, resume_query
+
+__all__ = ["hubs"]  # the fixture, used by name
+
+
+def closes(client: Client) -> list[int | None]:
+    return [m.get("code") for m in client.sock.closes()]
+
+
+async def test_a_half_open_socket_on_the_same_process_hands_over_its_fresher_data(
+    hubs: Callable[..., Hub],
+) -> None:
+    """The old socket is still registered where the resume lands: it is closed 4409 and its
+    user data and groups (fresher than Redis's copy) go to the new socket."""
+    a = hubs()
+    await a.start()
+    await connected(a)
+    old = Client(a, "_stabilizer=1&client_id=jo")
+    session = await old.session()
+    (first,) = list(a.registry)
+    await a.handle(first).join("room")
+    first.user_data["fresh"] = True  # not stored yet: the next check is a second away
+    new = Client(a, resume_query(session, 0))
+    resumed = await new.session()
+    assert resumed["resumed"] is True
+    await until(lambda: closes(old) == [4409], "the old socket closed 4409", t(1))
+    (second,) = (c for c in a.registry if c is not first)
+    assert dict(second.user_data) == {"fresh": True}
+    assert a.handle(second).groups == frozenset({"room"})
+    await a.publish("room", "to the new one")
+    await until(lambda: new.data() == ["to the new one"], "the new socket gets it", t(5))
+    await old.end()
+    await new.end()
+
+
+async def test_a_left_group_stops_reaching_the_session(hubs: Callable[..., Hub]) -> None:
+    """Leaving a group leaves it in Redis too: a later group send is neither delivered nor
+    kept for the replay; binary frames are replayed as bytes."""
+    a, b = hubs(), hubs()
+    await a.start()
+    await b.start()
+    await connected(a, b)
+    first = Client(a, "_stabilizer=1&client_id=kim")
+    session = await first.session()
+    (connection,) = list(a.registry)
+    handle = a.handle(connection)
+    await handle.join("room")
+    await handle.leave("room")
+    await a.send_to("kim", b"\x00\x01")  # in order after the leave (one writer)
+    await until(lambda: len(first.sock.sent) >= 3, "the binary frame", t(5))
+    await first.end()
+    await b.publish("room", "not for kim")
+    await b.send_to("kim", b"\x02")
+    second = Client(b, resume_query(session, 0))
+    resumed = await second.session()
+    assert (resumed["replayed"], resumed["missed"]) == (2, 0)
+    await until(lambda: len(second.sock.sent) >= 4, "the replay", t(5))
+    replayed = [m.get("bytes") for m in second.sock.sent[2:4]]
+    assert replayed == [b"\x00\x01", b"\x02"]
+    (again,) = list(b.registry)
+    assert b.handle(again).groups == frozenset()
+    await second.end()
+
+
+async def test_numbers_out_of_step_close_the_socket_1013(hubs: Callable[..., Hub]) -> None:
+    """A message numbered past the next one (something in between never came) closes the
+    socket 1013, so that its client resumes and gets the rest from the log; one it already
+    has is skipped."""
+    a = hubs()
+    await a.start()
+    await connected(a)
+    client = Client(a, "_stabilizer=1&client_id=lou")
+    session = await client.session()
+    await a.send_to("lou", "one")
+    await until(lambda: client.data() == ["one"], "the first", t(5))
+    binder = a.sessions
+    binder_deliver = binder.deliver  # type: ignore[attr-defined]
+    binder_deliver(encode("again"), [(session["session_id"], 1)])
+    assert client.data() == ["one"]  # already had it
+    binder_deliver(encode("three"), [(session["session_id"], 3)])
+    await until(lambda: closes(client) == [1013], "closed 1013", t(5))
+    assert client.data() == ["one"]
+    await client.end()
+
+
+async def test_a_resumable_socket_is_refused_503_while_redis_is_away(
+    hubs: Callable[..., Hub], redis_server: RedisServer
+) -> None:
+    """Without Redis a session can be neither found nor made: 503 ``backend_unavailable``
+    with Retry-After; a plain socket is still admitted."""
+    a = hubs()
+    await a.start()
+    await connected(a)
+    redis_server.stop()
+    await until(lambda: a.stats()["backend"]["state"] == "reconnecting", "noticed", t(10))
+    refused = Client(a, "_stabilizer=1&client_id=max")
+    await asyncio.wait_for(refused.task, t(5))
+    status, reason, retry_after = refusal(refused.sock)
+    assert (status, reason) == (503, "backend_unavailable")
+    assert retry_after is not None
+    plain = Client(a, "client_id=ned")
+    await plain.sock.accepted()
+    assert a.connection_count == 1
+    await plain.end()
+    redis_server.start()
+
+
+class Host:
+    """A ``SessionHost`` that serves given sessions and records what it is told."""
+
+    def __init__(self, held: list[Held]) -> None:
+        self._held = held
+        self.lost_ids: list[str] = []
+
+    def session_of(self, connection_id: str) -> str | None:
+        return None
+
+    def held(self) -> list[Held]:
+        return self._held
+
+    def lost(self, session_ids: Sequence[str]) -> None:
+        self.lost_ids += session_ids
+
+    def deliver(self, frame: Frame, listed: Sequence[tuple[str, int]]) -> None:
+        pass
+
+
+async def test_a_session_taken_over_while_away_is_reported_lost(
+    hubs: Callable[..., Hub], redis_server: RedisServer
+) -> None:
+    """After a reconnect a process writes its sessions again: one that another socket took
+    over meanwhile is not written but reported (its socket here is closed 4409); one Redis no
+    longer has is made again, numbered from its socket."""
+    a = hubs()
+    await a.start()
+    await connected(a)
+    shared = a.backend.shared_sessions
+    assert isinstance(shared, RedisSessions)
+    await shared.create("taken", "c1", "elsewhere")
+    host = Host(
+        [
+            Held("taken", "c1", "here", 4, 0, "{}", ()),
+            Held("gone", "c2", "here2", 7, 1, '{"k":1}', ("g",)),
+        ]
+    )
+    shared.host(host)
+    client = redis.asyncio.from_url(redis_server.url)
+    try:
+        assert await shared.restore(client) == 2
+        assert host.lost_ids == ["taken"]
+        made = await client.hgetall("shared:s:gone")
+        assert made[b"sent"] == b"7"
+        assert made[b"first"] == b"8"
+        assert made[b"off"] == b"1"
+        assert made[b"ud"] == b'{"k":1}'
+        assert await client.smembers("shared:sg:g") == {b"gone"}
+    finally:
+        await client.aclose()
