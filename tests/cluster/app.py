@@ -3,7 +3,12 @@
 - ``/ws?client_id=ID&groups=a,b``: accepts, joins the groups, sends
   ``{"ready": connection_id, "client_id": ..., "groups": [...]}``, then reads until the peer
   leaves. A text ``join G`` or ``leave G`` joins or leaves group ``G`` and is answered
-  ``{"joined": G}`` or ``{"left": G}``; any other input is ignored.
+  ``{"joined": G}`` or ``{"left": G}``; any other input is ignored. An opted-in socket
+  (``_stabilizer=1``) gets more in its ``ready``: ``session_id``, ``resumed``, ``replayed``,
+  ``missed``, ``resume_reason`` and ``user_data`` (a dict), and a text ``set K V`` sets
+  ``user_data[K] = V``, answered ``{"set": K}``.
+- ``POST /app_send`` ``{"client_id", "message"}``: the app itself (``websocket.send_text``, not
+  the hub) sends the message on each socket of that client on this worker; answers how many.
 - ``POST /send`` ``{"op": "broadcast"|"publish"|"send_to"|"close", "group", "client_id",
   "message", "exclude", "code", "reason"}``: one hub call; answers the ``BroadcastResult``'s
   fields, or the int that ``send_to`` and ``close`` return. A hub call that raises answers 503
@@ -29,7 +34,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from asgi_ws_stabilizer import BroadcastResult, Hub, StabilizerMiddleware, get_connection, get_hub
+from asgi_ws_stabilizer import (
+    BroadcastResult,
+    ConnectionHandle,
+    Hub,
+    StabilizerMiddleware,
+    get_connection,
+    get_hub,
+)
 
 
 def message_text(i: int, pad: int) -> str:
@@ -41,26 +53,71 @@ def error_response(exc: Exception) -> JSONResponse:
     return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=503)
 
 
+_sockets: dict[str, set[WebSocket]] = {}
+"""The open sockets of this worker by client id, for ``POST /app_send``."""
+
+
+def ready_frame(stab: ConnectionHandle) -> dict[str, Any]:
+    """The ``ready`` frame: who the socket is, and for an opted-in one its session."""
+    frame: dict[str, Any] = {
+        "ready": stab.connection_id,
+        "client_id": stab.client_id,
+        "groups": sorted(stab.groups),
+    }
+    if stab.resumable:
+        frame.update(
+            session_id=stab.session_id,
+            resumed=stab.resumed,
+            replayed=stab.replayed,
+            missed=stab.missed,
+            resume_reason=stab.resume_reason,
+            user_data=dict(stab.user_data),
+        )
+    return frame
+
+
 async def ws(websocket: WebSocket) -> None:
     stab = get_connection(websocket)
     groups = [g for g in websocket.query_params.get("groups", "").split(",") if g]
     await websocket.accept()
     for group in groups:
         await stab.join(group)
-    await websocket.send_json(
-        {"ready": stab.connection_id, "client_id": stab.client_id, "groups": sorted(stab.groups)}
-    )
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        verb, _, group = (message.get("text") or "").partition(" ")
-        if verb == "join" and group:
-            await stab.join(group)
-            await websocket.send_json({"joined": group})
-        elif verb == "leave" and group:
-            await stab.leave(group)
-            await websocket.send_json({"left": group})
+    client_id = stab.client_id  # after accept: a resumed session brings its own back
+    _sockets.setdefault(client_id, set()).add(websocket)
+    try:
+        await websocket.send_json(ready_frame(stab))
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            verb, _, rest = (message.get("text") or "").partition(" ")
+            if verb == "join" and rest:
+                await stab.join(rest)
+                await websocket.send_json({"joined": rest})
+            elif verb == "leave" and rest:
+                await stab.leave(rest)
+                await websocket.send_json({"left": rest})
+            elif verb == "set" and rest and stab.resumable:
+                key, _, value = rest.partition(" ")
+                stab.user_data[key] = value
+                await websocket.send_json({"set": key})
+    finally:
+        mine = _sockets.get(client_id, set())
+        mine.discard(websocket)
+        if not mine:
+            _sockets.pop(client_id, None)
+
+
+async def app_send(request: Request) -> JSONResponse:
+    body: dict[str, Any] = await request.json()
+    sent = 0
+    for websocket in list(_sockets.get(str(body["client_id"]), ())):
+        try:
+            await websocket.send_text(str(body["message"]))
+        except Exception:  # gone meanwhile: not sent
+            continue
+        sent += 1
+    return JSONResponse(sent)
 
 
 async def send(request: Request) -> JSONResponse:
@@ -185,6 +242,7 @@ app = Starlette(
         WebSocketRoute("/ws", ws),
         Route("/send", send, methods=["POST"]),
         Route("/burst", burst, methods=["GET", "POST"]),
+        Route("/app_send", app_send, methods=["POST"]),
         Route("/presence", presence),
         Route("/stats", stats),
     ]

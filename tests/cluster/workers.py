@@ -190,6 +190,15 @@ class Cluster:
         """SIGKILL ``worker``."""
         kill(worker)
 
+    def terminate(self, worker: Worker) -> None:
+        """SIGTERM ``worker`` (its drain runs) and return at once; ``close`` reaps it."""
+        if worker.alive:
+            worker.process.send_signal(signal.SIGTERM)
+
+    async def exited(self, worker: Worker, timeout: float) -> int:
+        """Wait (bounded) for ``worker`` to exit; its exit status."""
+        return await asyncio.to_thread(worker.process.wait, timeout)
+
     async def replace(self, worker: Worker) -> Worker:
         """SIGKILL ``worker`` and start another in its place (on another port)."""
         self.kill(worker)
@@ -232,6 +241,11 @@ class Cluster:
     async def send_to(self, worker: Worker, client_id: str, message: str) -> int:
         body = {"op": "send_to", "client_id": client_id, "message": message}
         return int(await self._post(worker, "/send", body))
+
+    async def app_send(self, worker: Worker, client_id: str, message: str) -> int:
+        """``POST /app_send``: the app's own send on each socket of ``client_id`` on ``worker``."""
+        body = {"client_id": client_id, "message": message}
+        return int(await self._post(worker, "/app_send", body))
 
     async def close_client(self, worker: Worker, client_id: str, code: int, reason: str) -> int:
         body = {"op": "close", "client_id": client_id, "code": code, "reason": reason}
