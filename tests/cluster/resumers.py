@@ -28,19 +28,8 @@ from .workers import Worker
 CONTROL = "$stabilizer"
 
 
-def control(frame: str) -> dict[str, Any] | None:
-    """The control frame ``frame`` is (a JSON object with ``"$stabilizer"``), or ``None``."""
-    if not frame.startswith("{"):
-        return None
-    try:
-        value = json.loads(frame)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) and CONTROL in value else None
-
-
-def app_frame(frame: str) -> dict[str, Any] | None:
-    """The app's own JSON object frame (``ready``, ``set``, ``joined``), or ``None``."""
+def json_object(frame: str) -> dict[str, Any] | None:
+    """The JSON object ``frame`` holds, or ``None``."""
     if not frame.startswith("{"):
         return None
     try:
@@ -48,6 +37,17 @@ def app_frame(frame: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def control(frame: str) -> dict[str, Any] | None:
+    """The control frame ``frame`` is (a JSON object with ``"$stabilizer"``), or ``None``."""
+    value = json_object(frame)
+    return value if value is not None and CONTROL in value else None
+
+
+def app_frame(frame: str) -> dict[str, Any] | None:
+    """The app's own JSON object frame (``ready``, ``set``, ``joined``), or ``None``."""
+    return json_object(frame)
 
 
 def label(frame: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,29 +16,9 @@ from asgi_ws_stabilizer import ConnectionGoneError, Hub, StabilizerMiddleware
 from ..flow.fakes import FakeSocket, Probe, finish, holding_app
 from ..timing import t, until
 from .redis_server import RedisServer
-from .test_in_process import SECRET, connected
+from .test_in_process import connected, hubs
 
-
-@pytest.fixture
-async def hubs(redis_server: RedisServer) -> AsyncIterator[Callable[..., Hub]]:
-    """``make(**settings)``: a started hub on the private Redis; all stopped after the test."""
-    made: list[Hub] = []
-
-    def make(**settings: object) -> Hub:
-        hub = Hub(
-            backend_url=redis_server.url,
-            secret_key=SECRET,
-            presence_ttl=2,
-            backend_prefix="shared",
-            heartbeat_interval=None,
-            **settings,  # type: ignore[arg-type]
-        )
-        made.append(hub)
-        return hub
-
-    yield make
-    for hub in made:
-        await hub.stop()
+__all__ = ["hubs"]  # the fixture (two hubs on the test's private Redis), used by name
 
 
 class Client:

@@ -168,11 +168,11 @@ async def test_a_session_taken_over_while_away_is_reported_lost(
     try:
         assert await shared.restore(client) == 2
         assert host.lost_ids == ["taken"]
-        made = await client.hgetall("shared:s:gone")
+        made = await client.hgetall("inproc:s:gone")
         assert made[b"sent"] == b"7"
         assert made[b"first"] == b"8"
         assert made[b"off"] == b"1"
         assert made[b"ud"] == b'{"k":1}'
-        assert await client.smembers("shared:sg:g") == {b"gone"}
+        assert await client.smembers("inproc:sg:g") == {b"gone"}
     finally:
         await client.aclose()
