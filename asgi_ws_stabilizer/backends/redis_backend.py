@@ -39,7 +39,7 @@ from .redis_bus import BUS_LENGTH, bus_entries, close_args, last_pseq, send_args
 from .redis_presence import ChangeFeed, RedisPresence
 from .redis_reader import BusReader
 from .redis_sessions import RedisSessions
-from .sendqueue import SendQueue
+from .sendqueue import SendQueue, within
 
 PUBLISH_WAIT = 1.0
 """Seconds a hub send waits for Redis before it reports the message deferred (held)."""
@@ -66,10 +66,7 @@ class RedisBackend(Backend):
         self.ttl_ms = int(settings.presence_ttl * 1000)
         self._queue = SendQueue(settings.backend_buffer_size)
         self._client: aioredis.Redis | None = None
-        self._wakeup = asyncio.Event()
-        self._connected = asyncio.Event()
-        self._drained = asyncio.Event()
-        """Set when the writer has emptied the queue (``aclose`` waits for it)."""
+        self._new_events()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._roster: Roster | None = None
@@ -101,15 +98,21 @@ class RedisBackend(Backend):
         if self._tasks:
             return
         self._stopping = False
-        # asyncio primitives bind to the loop that first waits on them: a new start, new ones.
-        self._wakeup = asyncio.Event()
-        self._connected = asyncio.Event()
-        self._drained = asyncio.Event()
+        self._new_events()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._write(), name="asgi_ws_stabilizer:redis-writer"),
             loop.create_task(self._read(), name="asgi_ws_stabilizer:redis-reader"),
         ]
+
+    def _new_events(self) -> None:
+        # asyncio primitives bind to the loop that first waits on them: a new start, new ones.
+        # _reading: set once a (re)connect has written this process's presence and sessions
+        # (the reader waits: an entry read before would miss a session's caught-up messages);
+        # _drained: set when the writer has emptied the queue (aclose waits for it).
+        self._wakeup, self._connected, self._reading, self._drained = (
+            asyncio.Event() for _ in range(4)
+        )
 
     async def aclose(self) -> None:
         # Let the writer send what is queued (briefly), then stop and leave presence at once.
@@ -128,6 +131,7 @@ class RedisBackend(Backend):
                     client.eval(lua.LEAVE, 0, self.prefix, self.node), PUBLISH_WAIT
                 )
         self._connected.clear()
+        self._reading.clear()
         if self._client is not None:
             await _close_quietly(self._client)
             self._client = None
@@ -162,21 +166,7 @@ class RedisBackend(Backend):
         self._wakeup.set()
         if done is None:
             return None
-        # The count, or None after PUBLISH_WAIT (the send stays queued): a timer and a
-        # callback rather than wait_for and shield, which make two tasks per send.
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[int | None] = loop.create_future()
-
-        def settle(result: asyncio.Future[int] | None = None) -> None:
-            if not waiter.done():
-                waiter.set_result(None if result is None or result.cancelled() else result.result())
-
-        done.add_done_callback(settle)
-        alarm = loop.call_later(PUBLISH_WAIT, settle)
-        try:
-            return await waiter
-        finally:
-            alarm.cancel()
+        return await within(done, PUBLISH_WAIT)
 
     async def written(self) -> None:
         """Wait (up to ``PUBLISH_WAIT``) until the queue is written."""
@@ -319,9 +309,11 @@ class RedisBackend(Backend):
                         ops += ["join", entry.connection_id, entry.client_id, group]
                 if ops:
                     await client.eval(lua.PRESENCE, 0, *self._presence_args(), *ops)
-                await self.shared_sessions.restore(client)
+                self.bus.add_late(await self.shared_sessions.restore(client))
+                self._reading.set()
             except (RedisError, OSError) as exc:
                 self._connected.clear()
+                self._reading.clear()
                 self._client = None
                 await _close_quietly(client)
                 if self.state != "reconnecting":
@@ -343,6 +335,7 @@ class RedisBackend(Backend):
         if not self._connected.is_set():
             return
         self._connected.clear()
+        self._reading.clear()
         self._set_state("reconnecting", error=type(exc).__name__)
         self._wakeup.set()
 
@@ -358,6 +351,7 @@ class RedisBackend(Backend):
         bus = self.prefix + "bus"
         while not self._stopping:
             await self._connected.wait()
+            await self._reading.wait()
             client = self.client
             if client is None or self.bus.cursor is None:
                 continue

@@ -32,6 +32,12 @@ class BusReader:
         self.gaps = 0
         """Entries never read: the bus was trimmed past them."""
         self._closing: set[asyncio.Task[int]] = set()
+        self._late: dict[int, list[tuple[str, int]]] = {}
+        """Listings an entry did not carry (its sessions were made again after it): by entry."""
+
+    def add_late(self, late: dict[int, list[tuple[str, int]]]) -> None:
+        """Deliver these sessions their messages when their entries are read."""
+        self._late.update(late)
 
     async def take(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         """Deliver one entry (skipped when the cursor is past it)."""
@@ -62,8 +68,11 @@ class BusReader:
                 task.add_done_callback(self._closing.discard)
                 await asyncio.sleep(0)
             elif entry.frame is not None:
-                if entry.listed:
-                    self._sessions.deliver(entry.frame, entry.listed)
+                listed = entry.listed
+                if self._late:
+                    listed = (*listed, *self._late.pop(number, ()))
+                if listed:
+                    self._sessions.deliver(entry.frame, listed)
                 if entry.target.kind != "session":
                     await local.deliver(entry.target, entry.frame, entry.excluded)
         except Exception as exc:  # one bad entry must not stop the bus

@@ -159,15 +159,56 @@ return out
 RESTORE = (
     _KEEP
     + """
--- ARGV: prefix, node, ttl_ms, then 7 fields per session this process serves: session id,
--- client id, connection id, seq (the number of the last message its socket was given), off,
--- user data, groups (newline-separated). Run after every (re)connect: a session Redis lost
--- (restart) is made again with nothing to replay (first = seq + 1, so `missed` stays exact); one
--- whose log lost its tail starts again at seq; one that another socket took over meanwhile is
--- returned (its socket here is closed 4409), after the number of sessions made again.
-local prefix, node, ttl = ARGV[1], ARGV[2], ARGV[3]
-local lost = {0}
-for i = 4, #ARGV, 7 do
+-- ARGV: prefix, node, ttl_ms, resume_buffer_size, then 7 fields per session this process
+-- serves: session id, client id, connection id, seq (the number of the last message its socket
+-- was given), off, user data, groups (newline-separated). Run after every (re)connect: a session
+-- Redis lost (restart) is made again numbered from its socket (first = seq + 1, so `missed`
+-- stays exact), and the sends of the new bus that reached it while it did not exist are caught
+-- up: logged and numbered now, and returned ("<entry> <sid> <seq>") so that this process hands
+-- them to the socket when it reads those entries. One whose log lost its tail starts again at
+-- seq; one that another socket took over meanwhile is returned (closed 4409 here).
+-- Returns {sessions made again, {lost session ids}, {caught-up listings}}.
+local prefix, node, ttl, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local made, lost, late = 0, {}, {}
+local bus = nil
+local function catch_up(sid, cid, conn, groups, seq)
+  if not bus then
+    bus = {}
+    for _, e in ipairs(redis.call('XRANGE', prefix .. 'bus', '-', '+')) do
+      local f = {}
+      for j = 1, #e[2], 2 do f[e[2][j]] = e[2][j + 1] end
+      local ok, h = pcall(cjson.decode, f['h'] or '')
+      if ok and type(h) == 'table' and f['p'] then
+        bus[#bus + 1] = {string.match(e[1], '^(%d+)'), h, f['p']}
+      end
+    end
+  end
+  local s = prefix .. 's:' .. sid
+  local first, bytes = seq + 1, 0
+  for _, item in ipairs(bus) do
+    local h = item[2]
+    local kind, target = h[1], h[2]
+    local hit = kind == 'all' or (kind == 'group' and groups[target]) or
+      (kind == 'client' and target == cid)
+    if hit and type(h[3]) == 'table' then
+      for _, x in ipairs(h[3]) do if x == cid or x == conn then hit = false end end
+    end
+    if hit then
+      seq = seq + 1
+      redis.call('RPUSH', s .. ':l', (h[4] or 't') .. item[3])
+      bytes = bytes + string.len(item[3])
+      while bytes > limit do
+        local old = redis.call('LPOP', s .. ':l')
+        if not old then bytes = 0; first = seq + 1; break end
+        bytes = bytes - (string.len(old) - 1)
+        first = first + 1
+      end
+      late[#late + 1] = item[1] .. ' ' .. sid .. ' ' .. seq
+    end
+  end
+  redis.call('HSET', s, 'sent', seq, 'first', first, 'bytes', bytes)
+end
+for i = 5, #ARGV, 7 do
   local sid, cid, conn, seq = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local s = prefix .. 's:' .. sid
   local f = redis.call('HMGET', s, 'k', 'sent', 'c')
@@ -176,7 +217,7 @@ for i = 4, #ARGV, 7 do
   else
     if not f[2] then
       redis.call('HSET', s, 'off', ARGV[i + 4])
-      lost[1] = lost[1] + 1
+      made = made + 1
     end
     if not f[2] or tonumber(f[2]) < seq then
       redis.call('DEL', s .. ':l')
@@ -190,11 +231,17 @@ for i = 4, #ARGV, 7 do
       redis.call('SREM', prefix .. 'sg:' .. group, sid)
     end
     redis.call('DEL', s .. ':g')
-    for group in string.gmatch(ARGV[i + 6], '[^\\n]+') do join(prefix, sid, group, ttl) end
+    local groups = {}
+    for group in string.gmatch(ARGV[i + 6], '[^\\n]+') do
+      join(prefix, sid, group, ttl)
+      groups[group] = true
+    end
     redis.call('SADD', prefix .. 'n:' .. node .. ':s', sid)
+    if not f[2] then catch_up(sid, cid, conn, groups, seq) end
+    keep(prefix, sid, ttl)
   end
 end
-return lost
+return {made, lost, late}
 """
 )
 

@@ -63,6 +63,7 @@ class RedisSessions(SharedSessions):
         the time between two refreshes, so a live process never loses one; a killed process's
         sessions stay resumable at least 1.5 x ``session_ttl`` after its last refresh."""
         self.away_ms = int(settings.session_ttl * 1000)
+        self.limit = settings.resume_buffer_size
         self._host: SessionHost | None = None
 
     def host(self, host: SessionHost) -> None:
@@ -158,34 +159,37 @@ class RedisSessions(SharedSessions):
         if self._host is not None:
             self._host.deliver(frame, listed)
 
-    async def restore(self, client: aioredis.Redis) -> int:
-        """Write every session this process serves again (after a (re)connect); returns how
-        many. Those another socket took over meanwhile are closed here."""
+    async def restore(self, client: aioredis.Redis) -> dict[int, list[tuple[str, int]]]:
+        """Write every session this process serves again (after a (re)connect). Those another
+        socket took over meanwhile are closed here. Returns the sends of the bus that reached
+        sessions Redis had lost, by entry number, with the numbers they got in their logs
+        (the bus reader hands them to the sockets)."""
         held = self._host.held() if self._host is not None else []
         lost: list[str] = []
-        remade = 0
+        late: dict[int, list[tuple[str, int]]] = {}
+        made = 0
         for start in range(0, len(held), RESTORE_BATCH):
             args: list[str | int] = []
             for h in held[start : start + RESTORE_BATCH]:
                 args += [h.session_id, h.client_id, h.connection_id, h.seq, h.offset]
                 args += [h.user_data, "\n".join(h.groups)]
             reply = await client.eval(
-                lua.RESTORE, 0, self._link.prefix, self.node, self.held_ms, *args
+                lua.RESTORE, 0, self._link.prefix, self.node, self.held_ms, self.limit, *args
             )
-            remade += int(reply[0])
-            lost += [_text(x) for x in reply[1:]]
-        if remade:
-            # Redis lost them (a restart without its data): their numbering goes on from their
-            # sockets, but what was sent to them between Redis's return and now is not theirs.
+            made += int(reply[0])
+            lost += [_text(x) for x in reply[1]]
+            for item in reply[2]:
+                number, session_id, seq = _text(item).split(" ")
+                late.setdefault(int(number), []).append((session_id, int(seq)))
+        if made:
+            # Redis lost them (a restart without its data): made again, numbered on from their
+            # sockets, with what the new bus had for them meanwhile caught up.
             self._log.warning(
-                "sessions_remade",
-                sessions=remade,
-                hint="Redis lost these sessions (restarted without its data?): messages sent to "
-                "them since it came back and before this process reconnected did not reach them",
+                "sessions_remade", sessions=made, caught_up=sum(len(x) for x in late.values())
             )
         if lost and self._host is not None:
             self._host.lost(lost)
-        return len(held)
+        return late
 
 
 def _text(value: object) -> str:

@@ -122,6 +122,25 @@ class SendQueue:
         return done
 
 
+async def within(done: asyncio.Future[int], timeout: float) -> int | None:
+    """The result of ``done``, or ``None`` if it takes longer than ``timeout`` seconds (``done``
+    goes on). A timer and a callback rather than wait_for and shield, which make two tasks per
+    call."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[int | None] = loop.create_future()
+
+    def settle(result: asyncio.Future[int] | None = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None if result is None or result.cancelled() else result.result())
+
+    done.add_done_callback(settle)
+    alarm = loop.call_later(timeout, settle)
+    try:
+        return await waiter
+    finally:
+        alarm.cancel()
+
+
 def _resolve(item: Item, count: int) -> None:
     if item.done is not None and not item.done.done():
         item.done.set_result(count)
