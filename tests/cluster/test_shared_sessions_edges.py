@@ -5,6 +5,7 @@ process was away from Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 
 import redis.asyncio
@@ -211,4 +212,35 @@ async def test_sends_made_while_redis_did_not_know_a_session_are_caught_up(
     assert (resumed["resumed"], resumed["replayed"], resumed["missed"]) == (True, 2, 0)
     await until(lambda: len(again.data()) == 2, "the replay", t(5))
     assert again.data() == ["to all", "after"]
+    await again.end()
+
+
+async def test_a_drain_stores_user_data_before_it_tells_clients_to_go(
+    hubs: Callable[..., Hub],
+) -> None:
+    """A change to user_data just before a drain is in Redis by the time the drain frame goes
+    out (no waiting for the periodic check): the client resumes elsewhere with it."""
+    a, b = hubs(), hubs()
+    await a.start()
+    await b.start()
+    await connected(a, b)
+    client = Client(a, "_stabilizer=1&client_id=ola")
+    await client.session()
+    (connection,) = list(a.registry)
+    connection.user_data["cart"] = [1, 2]
+    draining = asyncio.create_task(a.drain(timeout=t(2), spread=0))
+
+    def drain_frame() -> str | None:
+        return next((x for x in client.sock.sent_texts() if '"drain"' in x), None)
+
+    await until(lambda: drain_frame() is not None, "the drain frame", t(5))
+    token = json.loads(drain_frame() or "{}")["token"]
+    # At once, while the socket on A may still be closing (its own save has not run yet).
+    again = Client(b, f"_stabilizer=1&_stabilizer_token={token}&_stabilizer_seq=0")
+    resumed = await again.session()
+    assert resumed["resumed"] is True
+    assert (await draining).notified == 1
+    (taken,) = list(b.registry)
+    assert dict(taken.user_data) == {"cart": [1, 2]}
+    await client.end()
     await again.end()
