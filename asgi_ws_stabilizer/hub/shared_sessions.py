@@ -63,6 +63,8 @@ class SharedSessionBinder(SessionBinder):
         self._waiting: dict[str, int] = {}
         self._saved: dict[str, str] = {}
         """The user data last stored, per session (JSON)."""
+        self._unstorable: set[str] = set()
+        """Connections whose user data could not be stored (said once each)."""
         shared.host(self)
 
     async def plan(self, handshake: Handshake) -> Plan | None:
@@ -249,9 +251,11 @@ class SharedSessionBinder(SessionBinder):
             return
         self._by_connection.pop(connection.connection_id, None)
         if self._served.get(session.session_id) is connection:
+            data = self._json(connection)
             del self._served[session.session_id]
             self._saved.pop(session.session_id, None)
-            self.shared.detach(session.session_id, connection.connection_id, self._json(connection))
+            self.shared.detach(session.session_id, connection.connection_id, data)
+        self._unstorable.discard(connection.connection_id)
 
     def sweep(self) -> None:
         """Store the user data that changed since last time."""
@@ -273,7 +277,14 @@ class SharedSessionBinder(SessionBinder):
             self._saved[session_id] = data
             self.shared.save(session_id, connection.connection_id, data)
 
-    @staticmethod
-    def _json(connection: Connection) -> str:
-        # A value JSON cannot hold is stored as its str() (README: user data in Redis).
-        return json.dumps(dict(connection.user_data), default=str, separators=(",", ":"))
+    def _json(self, connection: Connection) -> str:
+        """The user data as stored: JSON, a value JSON cannot hold as its ``str()``. Data that
+        cannot be stored at all (a circular reference) keeps what was stored last, and says so
+        once per socket."""
+        try:
+            return json.dumps(dict(connection.user_data), default=str, separators=(",", ":"))
+        except (ValueError, TypeError, RecursionError) as exc:
+            if connection.connection_id not in self._unstorable:
+                self._unstorable.add(connection.connection_id)
+                connection.log.warning("user_data_not_stored", error=str(exc))
+            return self._saved.get(connection.session_id, "{}")

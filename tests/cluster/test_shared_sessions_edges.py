@@ -244,3 +244,37 @@ async def test_a_drain_stores_user_data_before_it_tells_clients_to_go(
     assert dict(taken.user_data) == {"cart": [1, 2]}
     await client.end()
     await again.end()
+
+
+async def test_user_data_that_cannot_be_stored_keeps_the_last_stored(
+    hubs: Callable[..., Hub],
+) -> None:
+    """A value JSON cannot hold is stored as its str(); a circular reference cannot be stored
+    at all: the last stored data stays, the socket is told once in the log, and the hub's
+    periodic save goes on for the others."""
+    a, b = hubs(), hubs()
+    await a.start()
+    await b.start()
+    await connected(a, b)
+    odd = Client(a, "_stabilizer=1&client_id=pat")
+    odd_session = await odd.session()
+    fine = Client(a, "_stabilizer=1&client_id=quinn")
+    fine_session = await fine.session()
+    by_client = {c.client_id: c for c in a.registry}
+    by_client["pat"].user_data["when"] = {1, 2}  # a set: stored as its str()
+    await asyncio.sleep(t(1.5))
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    by_client["pat"].user_data["loop"] = loop
+    by_client["quinn"].user_data["n"] = 1
+    await asyncio.sleep(t(1.5))
+    await odd.end()
+    await fine.end()
+    again = Client(b, resume_query(odd_session, 0))
+    await again.session()
+    other = Client(b, resume_query(fine_session, 0))
+    await other.session()
+    restored = {c.client_id: dict(c.user_data) for c in b.registry}
+    assert restored == {"pat": {"when": "{1, 2}"}, "quinn": {"n": 1}}
+    await again.end()
+    await other.end()
