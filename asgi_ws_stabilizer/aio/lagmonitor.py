@@ -1,4 +1,5 @@
-"""The loop-lag monitor: probes the running loop and feeds a ``LagClock`` (see core/lagclock.py)."""
+"""The loop-lag monitor: probes the running loop and feeds a ``LagClock`` (see core/lagclock.py);
+with a ``StallWatchdog`` (aio/watchdog.py), each stall comes with where the loop was held."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 from collections.abc import Callable
 
 from ..core.lagclock import LagClock
+from ..observe.stall import StallSample
+from .watchdog import StallWatchdog
 
 
 class LoopLagMonitor:
@@ -14,13 +17,15 @@ class LoopLagMonitor:
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        on_stall: Callable[[float], None],
+        on_stall: Callable[[float, StallSample | None], None],
         *,
         clock: LagClock | None = None,
+        watchdog: StallWatchdog | None = None,
     ) -> None:
         self.loop = loop
         self.clock = clock or LagClock()
         self._on_stall = on_stall
+        self.watchdog = watchdog
         self._handle: asyncio.TimerHandle | None = None
         self._iteration: asyncio.Handle | None = None
 
@@ -44,6 +49,8 @@ class LoopLagMonitor:
         """Begin probing (idempotent)."""
         if self._handle is None:
             self._handle = self.loop.call_at(self.clock.arm(self.loop.time()), self._probe)
+            if self.watchdog is not None:
+                self.watchdog.start()
 
     def stop(self) -> None:
         """Stop probing (idempotent)."""
@@ -55,14 +62,20 @@ class LoopLagMonitor:
             self._iteration = None
         self.clock.expected = None
         self.clock.iterations_left = 0
+        if self.watchdog is not None:
+            self.watchdog.stop()
 
     def _probe(self) -> None:
         now = self.loop.time()
         lag = self.clock.observe(now)
         self._handle = self.loop.call_at(self.clock.arm(now), self._probe)
+        watchdog = self.watchdog
+        where = watchdog.take() if watchdog is not None and lag else None
+        if watchdog is not None:
+            watchdog.beat()
         if lag:
             self._count_iterations()
-            self._on_stall(lag)
+            self._on_stall(lag, where)
 
     def _count_iterations(self) -> None:
         """After a disturbance, tell the clock about each loop iteration (``call_soon`` runs its

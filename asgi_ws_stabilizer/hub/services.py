@@ -20,9 +20,11 @@ from ..aio.heartbeat_scheduler import HeartbeatScheduler
 from ..aio.lagmonitor import LoopLagMonitor
 from ..aio.port import HeartbeatTexts
 from ..aio.readers import ReaderWatch
+from ..aio.watchdog import StallWatchdog
 from ..codes import CLOSE_TIMEOUT
 from ..config.settings import StabilizerSettings
 from ..core.inbound import InboundRules
+from ..core.lagclock import PROBE_INTERVAL
 from ..core.memory import Meter
 from ..core.messages import payload_size
 from ..core.registry import Registry
@@ -111,7 +113,15 @@ class Services:
             # asyncio primitives bind to the first loop that waits on them.
             self._cleanup_slots = asyncio.Semaphore(self.settings.max_concurrent_cleanup)
         self._loop = loop
-        self._lag = LoopLagMonitor(loop, self.events.loop_stalled)
+        threshold = self.settings.loop_stall_threshold
+        watchdog = StallWatchdog(
+            loop,
+            threshold=threshold,
+            interval=PROBE_INTERVAL,
+            still_after=max(5.0, 10 * threshold),
+            still_blocked=self.events.loop_still_blocked,
+        )
+        self._lag = LoopLagMonitor(loop, self.events.loop_stalled, watchdog=watchdog)
         self._lag.start()
         self._heartbeats = HeartbeatScheduler(loop, self._lag, self.registry.get, self.log)
         self._sweep_sessions()

@@ -15,6 +15,7 @@ from typing import Any
 from ..core.admission import Refusal
 from .log import EventLog
 from .sink import Sink
+from .stall import StallSample
 from .traffic import Traffic
 
 
@@ -109,8 +110,9 @@ class Events:
             sink.heartbeat_timeout()
         log.info("heartbeat_timeout", **fields)
 
-    def loop_stalled(self, lag: float) -> None:
-        """The event loop was blocked for ``lag`` seconds (beyond ordinary jitter)."""
+    def loop_stalled(self, lag: float, where: StallSample | None = None) -> None:
+        """The event loop was blocked for ``lag`` seconds (beyond ordinary jitter); ``where``:
+        the loop thread's stack during the stall, when the watchdog sampled it."""
         for sink in self.sinks:
             sink.loop_stalled(lag)
         if lag >= self.stall_threshold:
@@ -118,8 +120,19 @@ class Events:
                 "event_loop_blocked",
                 lag_ms=round(lag * 1000, 1),
                 threshold_ms=round(self.stall_threshold * 1000, 1),
+                **(where.fields() if where is not None else {}),
                 hint="blocking code in an async handler? use run_in_executor or an async library",
             )
+
+    def loop_still_blocked(self, stalled: float, where: StallSample | None) -> None:
+        """The loop has been blocked for ``stalled`` seconds and still is (called from the
+        watchdog thread: the log only, no sink)."""
+        self.log.error(
+            "event_loop_still_blocked",
+            blocked_ms=round(stalled * 1000, 1),
+            **(where.fields() if where is not None else {}),
+            hint="the loop is blocked right now (a deadlock, or a very long blocking call)",
+        )
 
     # -- limits ------------------------------------------------------------------------------
 

@@ -192,6 +192,19 @@ async def test_loop_stall_does_not_close_healthy_clients() -> None:
     assert lags, log
     assert max(lags) >= 900
     assert "heartbeat_timeout" not in log
+    # The watchdog names the code that blocked the loop: the handler's time.sleep line.
+    long_stalls = [
+        x
+        for x in log.splitlines()
+        if "event_loop_blocked" in x and float(re.findall(r"lag_ms=([\d.]+)", x)[0]) >= 900
+    ]
+    (blocked,) = long_stalls
+    source = (Path(__file__).parent / "envapp.py").read_text().splitlines()
+    line = 1 + next(i for i, x in enumerate(source) if "time.sleep(float(text" in x)
+    assert "envapp.py" in blocked, blocked
+    assert f"line={line}" in blocked, blocked
+    assert "function=echo" in blocked, blocked
+    assert "kind=code" in blocked, blocked
 
 
 @pytest.mark.parametrize(("kind", "warned"), [("uvicorn-sansio", False), ("hypercorn", True)])

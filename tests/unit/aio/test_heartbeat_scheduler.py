@@ -116,7 +116,7 @@ def make(
     """A scheduler on a manual loop; its lag probe runs from ``probe_from`` if given."""
     loop = ManualLoop()
     event_loop = cast(asyncio.AbstractEventLoop, loop)
-    monitor = LoopLagMonitor(event_loop, lambda lag: None)
+    monitor = LoopLagMonitor(event_loop, lambda lag, where: None)
     if probe_from is not None:
         loop.now = probe_from
         monitor.start()
