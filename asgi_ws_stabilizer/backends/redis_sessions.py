@@ -1,10 +1,12 @@
 """Resumable sessions in Redis (the keys and steps are in redis_session_scripts.py).
 
-Binding a socket (a resume or a fresh session) is one script, awaited before the app runs.
+Binding a socket is one script awaited before the app runs (a resume also looks first, before
+admission, with the same script in its dry mode: the socket counts under the session's client id).
 Changes (groups, client id, user data, the client leaving) ride in the writer's queue in order
 with the process's sends; hub sends reach the sessions' logs in the bus's own PUBLISH script.
 After every reconnect the process writes the sessions it serves again (``restore``): a Redis that
-restarted without its data gets them back, numbered from where their sockets are.
+restarted without its data gets them back, numbered from where their sockets are, with what the
+new bus sent them meanwhile caught up.
 """
 
 from __future__ import annotations
