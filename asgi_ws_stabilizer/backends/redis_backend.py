@@ -377,6 +377,7 @@ class RedisBackend(Backend):
             "published": self.published,
             "received": self.bus.received,
             "gaps": self.bus.gaps,
+            "sessions_served": self.shared_sessions.served(),
         }
 
 

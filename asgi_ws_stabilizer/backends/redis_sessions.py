@@ -71,6 +71,10 @@ class RedisSessions(SharedSessions):
     def host(self, host: SessionHost) -> None:
         self._host = host
 
+    def served(self) -> int:
+        """How many sessions this process serves now."""
+        return self._host.served() if self._host is not None else 0
+
     def _client(self) -> aioredis.Redis:
         client = self._link.client
         if client is None:

@@ -67,6 +67,10 @@ class SessionHost(Protocol):
         """The sessions this process serves now."""
         ...
 
+    def served(self) -> int:
+        """How many sessions this process serves now."""
+        ...
+
     def lost(self, session_ids: Sequence[str]) -> None:
         """These sessions were resumed elsewhere while the broker was away: close their
         sockets here (4409)."""

@@ -237,6 +237,9 @@ class SharedSessionBinder(SessionBinder):
                 )
         return held
 
+    def served(self) -> int:
+        return len(self._served)
+
     def lost(self, session_ids: Sequence[str]) -> None:
         for session_id in session_ids:
             connection = self._served.get(session_id)

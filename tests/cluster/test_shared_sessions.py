@@ -78,6 +78,10 @@ async def test_resume_on_another_hub_replays_what_was_sent_while_away(
     assert again.client_id == "alice"
     assert dict(again.user_data) == {"name": "Alice"}
     assert b.handle(again).groups == frozenset({"room"})
+    assert (a.stats()["backend"]["sessions_served"], b.stats()["backend"]["sessions_served"]) == (
+        0,
+        1,
+    )
     assert (b.handle(again).resumed, b.handle(again).replayed, b.handle(again).missed) == (
         True,
         3,

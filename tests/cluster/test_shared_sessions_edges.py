@@ -139,6 +139,9 @@ class Host:
     def held(self) -> list[Held]:
         return self._held
 
+    def served(self) -> int:
+        return len(self._held)
+
     def lost(self, session_ids: Sequence[str]) -> None:
         self.lost_ids += session_ids
 
