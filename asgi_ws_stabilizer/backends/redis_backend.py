@@ -35,7 +35,7 @@ from ..observe.events import Events
 from ..resume.sessions import SessionStore
 from . import redis_scripts as lua
 from .base import Backend, LocalDelivery, Roster
-from .redis_bus import BUS_LENGTH, bus_entries, close_args, last_pseq, send_args
+from .redis_bus import BUS_LENGTH, bus_entries, close_args, last_pseq, send_args, text
 from .redis_presence import ChangeFeed, RedisPresence
 from .redis_reader import BusReader
 from .redis_sessions import RedisSessions
@@ -286,7 +286,7 @@ class RedisBackend(Backend):
                     lua.REFRESH, 0, self.prefix, self.node, self.ttl_ms, "1", "0",
                     secrets.token_hex(8),
                 )  # fmt: skip
-                top, epoch = int(reply[0]), _text(reply[1])
+                top, epoch = int(reply[0]), text(reply[1])
                 if self.bus.cursor is None:
                     self.bus.cursor = top  # the first connect: from the bus's top
                 elif epoch != self._epoch:
@@ -379,10 +379,6 @@ class RedisBackend(Backend):
             "gaps": self.bus.gaps,
             "sessions_served": self.shared_sessions.served(),
         }
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def _close_quietly(client: aioredis.Redis) -> None:

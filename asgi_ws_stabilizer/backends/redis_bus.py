@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from starlette.types import Message
 
 from ..core.delivery import EVERYONE, Target
 from ..core.messages import Frame
@@ -42,11 +43,8 @@ class BusEntry:
 
 def send_args(target: Target, frame: Frame, excluded: frozenset[str]) -> list[str | bytes]:
     """The PUBLISH script's arguments for a hub send (after prefix, node, pseq and maxlen)."""
-    message = frame.message
-    text = message.get("text")
-    payload: str | bytes = text if text is not None else message.get("bytes") or b""
+    payload, kind = _payload(frame)
     ids = sorted(excluded)
-    kind = "t" if text is not None else "b"
     header = json.dumps([target.kind, target.name, ids, kind])
     return [target.kind, target.name, "\n".join(ids), header, payload, kind]
 
@@ -54,12 +52,29 @@ def send_args(target: Target, frame: Frame, excluded: frozenset[str]) -> list[st
 def session_args(session_id: str, connection_id: str, frame: Frame) -> list[str | bytes]:
     """The PUBLISH script's arguments for an app's own send on a resumable socket (it goes into
     the session's log, then to the socket, only while ``connection_id`` serves the session)."""
-    message = frame.message
-    text = message.get("text")
-    payload: str | bytes = text if text is not None else message.get("bytes") or b""
-    kind = "t" if text is not None else "b"
+    payload, kind = _payload(frame)
     header = json.dumps(["session", session_id, [], kind])
     return ["session", session_id, connection_id, header, payload, kind]
+
+
+def _payload(frame: Frame) -> tuple[str | bytes, str]:
+    """A frame's payload as written to Redis, and its type: ``t`` (text) or ``b`` (binary)."""
+    body = frame.message.get("text")
+    if body is not None:
+        return body, "t"
+    return frame.message.get("bytes") or b"", "b"
+
+
+def message_of(frame_type: str, payload: bytes) -> Message:
+    """The ``websocket.send`` message a payload read back from Redis is (type ``t`` or ``b``)."""
+    if frame_type == "t":
+        return {"type": "websocket.send", "text": payload.decode()}
+    return {"type": "websocket.send", "bytes": payload}
+
+
+def text(value: object) -> str:
+    """A string from a Redis reply (bytes, or already a string)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def close_args(client_id: str, code: int, reason: str) -> list[str | bytes]:
@@ -80,11 +95,7 @@ def read_entry(fields: dict[bytes, bytes], listing: bytes = b"") -> BusEntry:
     if mine:
         pairs = (item.split(" ") for item in mine.decode().split(","))
         listed = tuple((sid, int(seq)) for sid, seq in pairs)
-    message = (
-        {"type": "websocket.send", "text": payload.decode()}
-        if frame_type == "t"
-        else {"type": "websocket.send", "bytes": payload}
-    )
+    message = message_of(frame_type, payload)
     if kind not in ("all", "group", "client", "session"):
         raise ValueError(f"bus entry of unknown kind {kind!r}")
     target = EVERYONE if kind == "all" else Target(kind, name)

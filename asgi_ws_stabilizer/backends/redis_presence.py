@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from ..errors import BackendUnavailableError
 from . import redis_scripts as lua
 from .base import Presence
+from .redis_bus import text
 
 
 class Linked(Protocol):
@@ -57,7 +58,7 @@ class RedisPresence(Presence):
 
 def _ids(result: object) -> list[str]:
     items = result if isinstance(result, list) else []
-    return sorted(i.decode() if isinstance(i, bytes) else str(i) for i in items)
+    return sorted(text(i) for i in items)
 
 
 class ChangeFeed:

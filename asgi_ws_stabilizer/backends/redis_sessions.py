@@ -27,7 +27,7 @@ from ..observe.log import EventLog
 from ..resume.resumption import Plan
 from ..resume.tokens import TokenClaims
 from . import redis_session_scripts as lua
-from .redis_bus import BUS_LENGTH, session_args
+from .redis_bus import BUS_LENGTH, message_of, session_args, text
 from .shared import Attached, SessionHost, SharedSessions
 
 RESTORE_BATCH = 200
@@ -92,7 +92,7 @@ class RedisSessions(SharedSessions):
             raise BackendUnavailableError(f"resume failed: {exc}") from exc
 
     async def peek(self, claims: TokenClaims, received: int) -> Plan:
-        reply = [_text(x) for x in await self._resume(claims, received, "", dry=True)]
+        reply = [text(x) for x in await self._resume(claims, received, "", dry=True)]
         if reply[0] != "ok":
             return Plan(reason=reply[0])
         replaces = reply[3] if reply[2] == self.node and reply[3] else None
@@ -102,12 +102,12 @@ class RedisSessions(SharedSessions):
         self, claims: TokenClaims, received: int, connection_id: str
     ) -> Attached | str:
         reply = await self._resume(claims, received, connection_id, dry=False)
-        status = _text(reply[0])
+        status = text(reply[0])
         if status != "ok":
             return status
-        client_id, user_data, old_node, old_conn = (_text(x) for x in reply[1:5])
+        client_id, user_data, old_node, old_conn = (text(x) for x in reply[1:5])
         sent, missed, offset = (int(x) for x in reply[5:8])
-        groups = [g for g in _text(reply[8]).split("\n") if g]
+        groups = [g for g in text(reply[8]).split("\n") if g]
         replay = [_message(frame) for frame in reply[9:]]
         try:
             data = json.loads(user_data)
@@ -183,9 +183,9 @@ class RedisSessions(SharedSessions):
                 lua.RESTORE, 0, self._link.prefix, self.node, self.held_ms, self.limit, *args
             )
             made += int(reply[0])
-            lost += [_text(x) for x in reply[1]]
+            lost += [text(x) for x in reply[1]]
             for item in reply[2]:
-                number, session_id, seq = _text(item).split(" ")
+                number, session_id, seq = text(item).split(" ")
                 late.setdefault(int(number), []).append((session_id, int(seq)))
         if made:
             # Redis lost them (a restart without its data): made again, numbered on from their
@@ -198,12 +198,7 @@ class RedisSessions(SharedSessions):
         return late
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _message(frame: object) -> Message:
+    """A log entry (a type byte ``t``/``b``, then the payload) as the message it was."""
     data = frame if isinstance(frame, bytes) else str(frame).encode()
-    if data[:1] == b"t":
-        return {"type": "websocket.send", "text": data[1:].decode()}
-    return {"type": "websocket.send", "bytes": data[1:]}
+    return message_of(data[:1].decode(), data[1:])

@@ -147,8 +147,7 @@ class Services:
     def _sweep_sessions(self) -> None:
         self.binder.sweep()
         self._session_sweep = asyncio.get_running_loop().call_later(
-            self.binder.sweep_every or min(30.0, self.settings.session_ttl / 2),
-            self._sweep_sessions,
+            self.binder.sweep_every, self._sweep_sessions
         )
 
     def clock_now(self) -> float:

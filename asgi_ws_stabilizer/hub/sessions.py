@@ -9,6 +9,8 @@ client resumes or ``session_ttl`` passes.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import Any
 
 from starlette.types import Message
 
@@ -39,8 +41,10 @@ class SessionBinder:
         self._log = log
         self._warned_random_key = False
 
-    sweep_every: float | None = None
-    """Seconds between ``sweep`` calls (``None``: half the ``session_ttl``, at most 30)."""
+    @property
+    def sweep_every(self) -> float:
+        """Seconds between ``sweep`` calls: half the ``session_ttl``, at most 30."""
+        return min(30.0, self.store.ttl / 2)
 
     async def plan(self, handshake: Handshake) -> Plan | None:
         """What the handshake's resume request would do (nothing is changed yet). Here it
@@ -85,16 +89,9 @@ class SessionBinder:
         connection.session_id = session.session_id
         connection.binding = binding
         if binding.resumed:
-            if old is not None and old is not connection:
-                # The old socket (half-open: its client is here again) stops serving the
-                # session now: what it had is the session's, and it gets nothing more.
-                session.user_data = dict(old.user_data)
-                session.groups = set(old.groups)
-                old.abort(CloseCode.REPLACED, "replaced by a newer connection of the same session")
             # The socket was made with the session's client id (plan, before admission).
-            connection.user_data.restore(session.user_data)
-            for group in session.groups:
-                self._registry.join(connection, group)
+            user_data, groups = self.take_over(connection, old, session.user_data, session.groups)
+            session.user_data, session.groups = dict(user_data), set(groups)
         elif binding.reason is not None:
             self._events.resume_refused(
                 connection.log, reason=binding.reason, session_id=session.session_id
@@ -102,6 +99,24 @@ class SessionBinder:
         # From here until accept, hub sends to the session wait in its buffer (the socket is
         # not open yet); the replay is cut at accept.
         self.store.attach(session, connection.connection_id)
+
+    def take_over(
+        self,
+        connection: Connection,
+        old: Connection | None,
+        user_data: dict[str, Any],
+        groups: Iterable[str],
+    ) -> tuple[dict[str, Any], Iterable[str]]:
+        """Give ``connection`` a resumed session's user data and groups. A half-open ``old``
+        socket of this process that served the session (its client is here again) hands over
+        its own, fresher ones and is closed 4409: it gets nothing more. Returns what was given."""
+        if old is not None and old is not connection:
+            user_data, groups = dict(old.user_data), set(old.groups)
+            old.abort(CloseCode.REPLACED, "replaced by a newer connection of the same session")
+        connection.user_data.restore(user_data)
+        for group in groups:
+            self._registry.join(connection, group)
+        return user_data, groups
 
     def opened(self, connection: Connection) -> list[Message]:
         """The session frame and the replay (cut now) for an opted-in socket just accepted."""

@@ -41,7 +41,10 @@ USER_DATA_EVERY = 1.0
 class SharedSessionBinder(SessionBinder):
     """Binds opted-in sockets to sessions kept in the broker, and hands them their messages."""
 
-    sweep_every = USER_DATA_EVERY
+    @property
+    def sweep_every(self) -> float:
+        """Seconds between checks for changed user data."""
+        return USER_DATA_EVERY
 
     def __init__(
         self,
@@ -133,16 +136,10 @@ class SharedSessionBinder(SessionBinder):
             offset=result.offset,
             replay=result.replay,
         )
-        user_data, groups = result.user_data, result.groups
         old = None
         if result.old_node == self.shared.node and result.old_connection:
             old = self._registry.get(result.old_connection)
-        if old is not None and old is not connection:
-            user_data, groups = dict(old.user_data), list(old.groups)
-            old.abort(CloseCode.REPLACED, "replaced by a newer connection of the same session")
-        connection.user_data.restore(user_data)
-        for group in groups:
-            self._registry.join(connection, group)
+        self.take_over(connection, old, result.user_data, result.groups)
         return binding
 
     def _wait(self, session_id: str) -> None:
@@ -163,8 +160,6 @@ class SharedSessionBinder(SessionBinder):
 
     def _rename(self, connection: Connection, client_id: str) -> None:
         previous = connection.client_id
-        if previous == client_id:
-            return
         connection.client_id = client_id
         self._registry.rekey(connection, previous)
 
