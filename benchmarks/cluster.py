@@ -105,22 +105,38 @@ async def fanout(
         redis_cpu = redis.cpu() - redis_cpu
     await close_all(clients)
     await settle(servers)
+    figures = fanout_figures(
+        len(servers), sockets, broadcasts, incomplete, cpu, redis_cpu if redis is not None else None
+    )
+    return figures | deliveries.figures()
+
+
+def fanout_figures(
+    workers: int,
+    sockets: int,
+    broadcasts: int,
+    incomplete: int,
+    cpu: float,
+    redis_cpu: float | None,
+) -> dict[str, Any]:
+    """A fan-out's figures: CPU (the workers', and Redis's apart when it ran) per delivered
+    message (broadcasts x sockets) and per broadcast."""
     delivered = broadcasts * sockets
     result: dict[str, Any] = {
-        "workers": len(servers),
+        "workers": workers,
         "sockets": sockets,
         "broadcasts": broadcasts,
         "incomplete_broadcasts": incomplete,
         "cpu_us_per_delivered": cpu / delivered * 1e6,
         "cpu_ms_per_broadcast": cpu / broadcasts * 1000,
     }
-    if redis is not None:
+    if redis_cpu is not None:
         result |= {
             "redis_cpu_us_per_delivered": redis_cpu / delivered * 1e6,
             "redis_cpu_ms_per_broadcast": redis_cpu / broadcasts * 1000,
             "cpu_us_per_delivered_with_redis": (cpu + redis_cpu) / delivered * 1e6,
         }
-    return result | deliveries.figures()
+    return result
 
 
 async def latency(

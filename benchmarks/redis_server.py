@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 from typing import IO
 
-from .server import SERVER_CORE, can_pin, free_port, process_cpu
+from .server import SERVER_CORE, can_pin, end_process, free_port, process_cpu
 
 SHARED_PORT = 6379
 
@@ -85,13 +84,8 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        if process is not None:
+            end_process(process)
         if self._log is not None:
             self._log.close()
             self._log = None

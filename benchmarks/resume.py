@@ -45,7 +45,14 @@ from urllib.parse import quote
 
 from . import scenarios
 from .client import WSClient, http_post
-from .cluster import BROADCAST_SIZE, cluster_env, settle, wait_backends, workers_cpu
+from .cluster import (
+    BROADCAST_SIZE,
+    cluster_env,
+    fanout_figures,
+    settle,
+    wait_backends,
+    workers_cpu,
+)
 from .redis_server import SHARED_PORT, RedisServer
 from .scenarios import (
     HOST,
@@ -213,20 +220,9 @@ async def cost(
     ops = ops_figures(counts, await redis_counts(redis), broadcasts, "broadcast")
     await close_all(clients)
     await settle(workers)
-    delivered = broadcasts * sockets
-    result: dict[str, Any] = {
-        "workers": len(workers),
-        "sockets": sockets,
-        "broadcasts": broadcasts,
-        "incomplete_broadcasts": incomplete,
-        "session_frames": session_frames[0],
-        "cpu_us_per_delivered": cpu / delivered * 1e6,
-        "cpu_ms_per_broadcast": cpu / broadcasts * 1000,
-        "redis_cpu_us_per_delivered": redis_cpu / delivered * 1e6,
-        "redis_cpu_ms_per_broadcast": redis_cpu / broadcasts * 1000,
-        "cpu_us_per_delivered_with_redis": (cpu + redis_cpu) / delivered * 1e6,
-    }
-    return result | deliveries.figures() | ops
+    figures = fanout_figures(len(workers), sockets, broadcasts, incomplete, cpu, redis_cpu)
+    figures["session_frames"] = session_frames[0]
+    return figures | deliveries.figures() | ops
 
 
 # -- replay ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CORE = 0
@@ -39,6 +40,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def end_process(
+    process: subprocess.Popen[Any],
+    sig: signal.Signals = signal.SIGTERM,
+    *,
+    wait: float = 5.0,
+    kill_wait: float = 5.0,
+) -> None:
+    """Stop a process we started: ``sig``, then SIGKILL if it is still there after ``wait``
+    seconds; every wait bounded."""
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(wait)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(kill_wait)
 
 
 class Server:
@@ -78,14 +98,8 @@ class Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        if self.process is not None:
+            end_process(self.process, signal.SIGINT, wait=10)
 
     @property
     def pid(self) -> int:

@@ -85,12 +85,11 @@ class Listener:
             self.task.cancel()
 
 
-async def listen(worker: Worker, client_id: str, groups: Iterable[str] = ()) -> Listener:
-    """Connect to ``worker`` as ``client_id`` in ``groups``; return once the app is ready."""
-    groups = list(groups)
-    query = urlencode({"client_id": client_id, "groups": ",".join(groups)})
+async def open_ws(worker: Worker, query: dict[str, str]) -> tuple[ClientConnection, str | bytes]:
+    """Connect to ``worker``'s ``/ws`` with ``query`` (no protocol pings, every wait bounded);
+    the socket and the first frame it got."""
     ws = await connect(
-        f"{worker.ws_url}/ws?{query}",
+        f"{worker.ws_url}/ws?{urlencode(query)}",
         ping_interval=None,
         open_timeout=t(5),
         close_timeout=t(2),
@@ -98,10 +97,18 @@ async def listen(worker: Worker, client_id: str, groups: Iterable[str] = ()) -> 
         proxy=None,
     )
     try:
-        ready = json.loads(await asyncio.wait_for(ws.recv(), t(5)))
+        return ws, await asyncio.wait_for(ws.recv(), t(5))
     except BaseException:
         await ws.close()
         raise
+
+
+async def listen(worker: Worker, client_id: str, groups: Iterable[str] = ()) -> Listener:
+    """Connect to ``worker`` as ``client_id`` in ``groups``; return once the app is ready."""
+    groups = list(groups)
+    query = {"client_id": client_id, "groups": ",".join(groups)}
+    ws, first = await open_ws(worker, query)
+    ready = json.loads(first)
     assert ready["client_id"] == client_id, ready
     assert sorted(ready["groups"]) == sorted(set(groups)), ready
     listener = Listener(worker, client_id, set(groups), ws, str(ready["ready"]))

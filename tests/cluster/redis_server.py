@@ -21,6 +21,8 @@ from typing import IO
 import pytest
 import redis
 
+from benchmarks.server import end_process
+
 from ..timing import t
 
 SHARED_PORT = 6379
@@ -113,16 +115,10 @@ class RedisServer:
         process = self.process
         if process is None:
             return
-        if process.poll() is None:
-            if self.paused:
-                process.send_signal(signal.SIGCONT)
-                self.paused = False
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout if timeout is not None else t(5))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(t(5))
+        if process.poll() is None and self.paused:
+            process.send_signal(signal.SIGCONT)
+            self.paused = False
+        end_process(process, wait=timeout if timeout is not None else t(5), kill_wait=t(5))
         self.process = None
 
     def restart(self) -> None:

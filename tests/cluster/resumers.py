@@ -16,12 +16,12 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..timing import t
+from .listeners import open_ws
 from .waits import eventually
 from .workers import Worker
 
@@ -184,19 +184,7 @@ _made: list[Socket] = []
 
 async def open_socket(worker: Worker, query: dict[str, str]) -> Socket:
     """Connect to ``worker``'s ``/ws`` with ``query``; return once the session frame came."""
-    ws = await connect(
-        f"{worker.ws_url}/ws?{urlencode(query)}",
-        ping_interval=None,
-        open_timeout=t(5),
-        close_timeout=t(2),
-        max_queue=None,
-        proxy=None,
-    )
-    try:
-        first = await asyncio.wait_for(ws.recv(), t(5))
-    except BaseException:
-        await ws.close()
-        raise
+    ws, first = await open_ws(worker, query)
     session = control(first) if isinstance(first, str) else None
     if session is None or session[CONTROL] != "session":
         await ws.close()

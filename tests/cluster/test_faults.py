@@ -12,7 +12,7 @@ from .conftest import PREFIX, PRESENCE_TTL, StartCluster
 from .listeners import Listener, close_all, listen, listen_all
 from .redis_server import RedisServer
 from .waits import eventually
-from .workers import Cluster, Worker
+from .workers import Worker
 
 
 def numbers(listener: Listener) -> list[int]:
@@ -28,18 +28,6 @@ async def ended(listeners: list[Listener], within: float) -> None:
         assert not waiting, f"{len(waiting)} sockets wait for the end, e.g. {waiting[0]!r}"
 
     await eventually(check, within, interval=0.1)
-
-
-async def burst_done(c: Cluster, worker: Worker, within: float) -> dict[str, object]:
-    """Wait for a background burst to finish; its final status."""
-    status: dict[str, object] = {}
-
-    async def check() -> None:
-        status.update(await c.burst_status(worker))
-        assert status["done"], f"sent {status['sent']} of {status['n']}"
-
-    await eventually(check, within, interval=0.1)
-    return status
 
 
 @contextlib.asynccontextmanager
@@ -81,7 +69,7 @@ async def test_killed_connections_and_a_frozen_redis_lose_and_repeat_nothing(
         during = [(await c.stats(w))["pings_sent"] for w in c.workers]
     # Redis frozen, every worker went on pinging its 3 sockets (each every 0.5 s after its pong).
     assert all(b + 3 <= d for b, d in zip(before, during, strict=True)), (before, during)
-    status = await burst_done(c, c.workers[0], t(20))
+    status = await c.burst_done(c.workers[0], t(20))
     assert status["errors"] == []
     assert status["sent"] == n
     await c.broadcast(c.workers[0], "end")

@@ -27,7 +27,7 @@ from .resumers import (
     wait_last,
 )
 from .waits import eventually
-from .workers import Cluster, Worker
+from .workers import Cluster
 
 QUIET = {"WS_STABILIZER_HEARTBEAT_INTERVAL": "60"}
 """No text heartbeat during a test (the clients would answer it, but it is noise)."""
@@ -83,18 +83,6 @@ def no_errors_logged(c: Cluster) -> None:
     for worker in c.workers:
         errors = [x for x in worker.output().splitlines() if "Traceback" in x or "[error" in x]
         assert not errors, f"{worker.name} logged errors: {errors[:5]}"
-
-
-async def burst_done(c: Cluster, worker: Worker, within: float) -> dict[str, object]:
-    """Wait for a background burst to finish; its final status."""
-    status: dict[str, object] = {}
-
-    async def check() -> None:
-        status.update(await c.burst_status(worker))
-        assert status["done"], f"the burst sent {status['sent']} of {status['n']}"
-
-    await eventually(check, within, interval=0.1)
-    return status
 
 
 async def closed_within(socket: Socket, within: float, what: str) -> None:
@@ -222,7 +210,7 @@ async def test_b_clients_of_a_killed_worker_resume_elsewhere_with_every_message_
     await all_closed(victims, t(5), "the clients of the killed worker")
     await resume_all([(r, (b, w3)[i % 2]) for i, r in enumerate(victims)])
 
-    status = await burst_done(c, w3, t(20))
+    status = await c.burst_done(w3, t(20))
     assert status["errors"] == [], status
     assert status["sent"] == n, status
     await c.broadcast(w3, "end")
@@ -475,7 +463,7 @@ async def test_f_200_clients_of_a_draining_worker_resume_on_the_others(
         assert drains[0]["token"] != r.socket.session["token"], "the drain frame's token is new"
         assert r.socket.close_code == 1012, (r, r.socket.close_code, r.socket.close_reason)
     sockets = await resume_all([(r, (b, w3)[i % 2]) for i, r in enumerate(clients)])
-    status = await burst_done(c, w3, t(20))
+    status = await c.burst_done(w3, t(20))
     assert status["errors"] == [], status
     assert status["sent"] == n, status
     await c.broadcast(w3, "end")

@@ -21,8 +21,11 @@ from typing import IO, Any
 
 import httpx
 
+from benchmarks.server import end_process
+
 from ..servers import free_port
 from ..timing import t
+from .waits import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.cluster.app:app"
@@ -135,14 +138,7 @@ async def exit_status(worker: Worker, timeout: float | None = None) -> int:
 
 def stop(worker: Worker, timeout: float | None = None) -> str:
     """SIGTERM, then SIGKILL if it lingers; closes the log and returns what it held."""
-    process = worker.process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout if timeout is not None else t(6))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(t(5))
+    end_process(worker.process, wait=timeout if timeout is not None else t(6), kill_wait=t(5))
     output = worker.output()
     worker.log.close()
     return output
@@ -259,6 +255,18 @@ class Cluster:
     async def burst_status(self, worker: Worker) -> dict[str, Any]:
         result: dict[str, Any] = await self._get(worker, "/burst")
         return result
+
+    async def burst_done(self, worker: Worker, within: float) -> dict[str, object]:
+        """Wait (up to ``within`` s) for a background burst on ``worker`` to finish; its final
+        status."""
+        status: dict[str, object] = {}
+
+        async def check() -> None:
+            status.update(await self.burst_status(worker))
+            assert status["done"], f"the burst sent {status['sent']} of {status['n']}"
+
+        await eventually(check, within, interval=0.1)
+        return status
 
     async def presence(
         self, worker: Worker, groups: Iterable[str] = (), client_ids: Iterable[str] = ()

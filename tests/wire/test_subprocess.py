@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,8 @@ from typing import Any
 
 import pytest
 from websockets.exceptions import InvalidStatus
+
+from benchmarks.server import end_process
 
 from ..conftest import client
 from ..servers import StalledReader, free_port, wait_for_port
@@ -77,13 +78,7 @@ _logs: dict[int, Any] = {}
 
 
 def stop(process: subprocess.Popen[str]) -> str:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+    end_process(process, wait=10)
     log = _logs.pop(process.pid)
     log.seek(0)
     output = str(log.read())
