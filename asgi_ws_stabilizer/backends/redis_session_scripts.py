@@ -27,7 +27,31 @@ socket exactly what the log holds, in the same order.
 
 from __future__ import annotations
 
-APPEND = """
+_LOG = """
+-- Pushes message number `sent` (a type byte, then the payload of `size` bytes) onto session
+-- `s`'s log, then drops the oldest while the log holds more than `limit` payload bytes: the
+-- in-process ResumeBuffer's rule, so `missed` is as exact. Returns the log's first number and
+-- its bytes afterwards. A log made here lives as long as its session.
+local function log_push(s, frame, size, sent, first, bytes, limit)
+  local log = s .. ':l'
+  if redis.call('RPUSH', log, frame) == 1 then
+    local ttl = redis.call('PTTL', s)
+    if ttl > 0 then redis.call('PEXPIRE', log, ttl) end
+  end
+  bytes = bytes + size
+  while bytes > limit do
+    local old = redis.call('LPOP', log)
+    if not old then return sent + 1, 0 end
+    bytes = bytes - (string.len(old) - 1)
+    first = first + 1
+  end
+  return first, bytes
+end
+"""
+
+APPEND = (
+    _LOG
+    + """
 -- Appends the frame to every session the send reaches; returns how many, and fills `listed`
 -- (node -> {"sid seq", ...}) for the sessions a process serves now.
 local function append_sessions(prefix, kind, target, excluded, owner, frame, size, limit, listed)
@@ -47,18 +71,7 @@ local function append_sessions(prefix, kind, target, excluded, owner, frame, siz
     elseif (owner and f[2] == owner) or (not owner and not excluded[f[1]]
         and not (f[2] and excluded[f[2]])) then
       local sent = tonumber(f[4]) + 1
-      local first, bytes = tonumber(f[5]), tonumber(f[6]) + size
-      local log = s .. ':l'
-      if redis.call('RPUSH', log, frame) == 1 then
-        local ttl = redis.call('PTTL', s)
-        if ttl > 0 then redis.call('PEXPIRE', log, ttl) end
-      end
-      while bytes > limit do
-        local old = redis.call('LPOP', log)
-        if not old then bytes = 0; first = sent + 1; break end
-        bytes = bytes - (string.len(old) - 1)
-        first = first + 1
-      end
+      local first, bytes = log_push(s, frame, size, sent, tonumber(f[5]), tonumber(f[6]), limit)
       redis.call('HSET', s, 'sent', sent, 'first', first, 'bytes', bytes)
       appended = appended + 1
       if f[3] and f[3] ~= '' then
@@ -71,6 +84,7 @@ local function append_sessions(prefix, kind, target, excluded, owner, frame, siz
   return appended
 end
 """
+)
 
 _KEEP = """
 local function keep(prefix, sid, ttl)
@@ -158,6 +172,7 @@ return out
 
 RESTORE = (
     _KEEP
+    + _LOG
     + """
 -- ARGV: prefix, node, ttl_ms, resume_buffer_size, then 7 fields per session this process
 -- serves: session id, client id, connection id, seq (the number of the last message its socket
@@ -195,14 +210,8 @@ local function catch_up(sid, cid, conn, groups, seq)
     end
     if hit then
       seq = seq + 1
-      redis.call('RPUSH', s .. ':l', (h[4] or 't') .. item[3])
-      bytes = bytes + string.len(item[3])
-      while bytes > limit do
-        local old = redis.call('LPOP', s .. ':l')
-        if not old then bytes = 0; first = seq + 1; break end
-        bytes = bytes - (string.len(old) - 1)
-        first = first + 1
-      end
+      local frame = (h[4] or 't') .. item[3]
+      first, bytes = log_push(s, frame, string.len(item[3]), seq, first, bytes, limit)
       late[#late + 1] = item[1] .. ' ' .. sid .. ' ' .. seq
     end
   end
