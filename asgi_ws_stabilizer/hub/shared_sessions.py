@@ -59,7 +59,8 @@ class SharedSessionBinder(SessionBinder):
         self.shared = shared
         self._settings = settings
         self._served: dict[str, Connection] = {}
-        """The socket serving each session here (also while it is being bound)."""
+        """The socket serving each session here, once bound (while a binding is under way,
+        ``_early`` keeps what is listed for its session)."""
         self._by_connection: dict[str, str] = {}
         self._early: dict[str, list[tuple[int, Frame]]] = {}
         """Messages for a session whose binding is under way (``_waiting`` of them)."""
