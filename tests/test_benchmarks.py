@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,27 +47,28 @@ def test_benchmarks_smoke(tmp_path: Path) -> None:
     assert (tmp_path / "latest.md").read_text().startswith("Run ")
 
 
-def test_benchmarks_cluster_smoke(tmp_path: Path) -> None:
-    """`--scenarios cluster` (not in the default run: it needs redis-server) runs at tiny size:
-    three workers on one private Redis against one worker in memory mode, nothing lost."""
+def run_with_redis(scenario: str, out: Path, timeout: float) -> dict[str, Any]:
+    """Run a scenario that needs ``redis-server`` (not in the default run) at smoke size for
+    ``ours``; its report. Skips without redis-server, except in CI, where that fails."""
     if shutil.which("redis-server") is None:
-        reason = "redis-server is not installed: no cluster benchmark"
+        reason = f"redis-server is not installed: no {scenario} benchmark"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{reason}; CI=true, where it is installed")
         pytest.skip(reason)
     command = [
-        sys.executable, "-m", "benchmarks.run", "--smoke", "--scenarios", "cluster",
-        "--subjects", "ours", "--out", str(tmp_path),
+        sys.executable, "-m", "benchmarks.run", "--smoke", "--scenarios", scenario,
+        "--subjects", "ours", "--out", str(out),
     ]  # fmt: skip
-    run = subprocess.run(
-        command,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads((tmp_path / "latest.json").read_text())
+    report: dict[str, Any] = json.loads((out / "latest.json").read_text())
+    return report
+
+
+def test_benchmarks_cluster_smoke(tmp_path: Path) -> None:
+    """`--scenarios cluster` (not in the default run: it needs redis-server) runs at tiny size:
+    three workers on one private Redis against one worker in memory mode, nothing lost."""
+    report = run_with_redis("cluster", tmp_path, timeout=300)
     cluster = report["results"]["cluster"]
     assert set(cluster) == {"memory", "cluster"}
     for mode in ("memory", "cluster"):
@@ -83,18 +85,7 @@ def test_benchmarks_resume_smoke(tmp_path: Path) -> None:
     """`--scenarios resume` (not in the default run: it needs redis-server) runs at tiny size:
     the cluster fan-out with plain and with opted-in readers, and clients that drop from one
     worker and resume on another with exactly what was published while they were away."""
-    if shutil.which("redis-server") is None:
-        reason = "redis-server is not installed: no resume benchmark"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; CI=true, where it is installed")
-        pytest.skip(reason)
-    command = [
-        sys.executable, "-m", "benchmarks.run", "--smoke", "--scenarios", "resume",
-        "--subjects", "ours", "--out", str(tmp_path),
-    ]  # fmt: skip
-    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report = json.loads((tmp_path / "latest.json").read_text())
+    report = run_with_redis("resume", tmp_path, timeout=120)
     resume = report["results"]["resume"]
     assert set(resume) == {"plain", "opted_in"}
     for mode in ("plain", "opted_in"):

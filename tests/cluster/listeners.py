@@ -77,12 +77,17 @@ class Listener:
 
     async def close(self) -> None:
         """Close from the client side (bounded) and stop reading."""
-        with contextlib.suppress(ConnectionClosed, OSError, asyncio.TimeoutError):
-            await asyncio.wait_for(self.ws.close(), t(3))
-        if self.task is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.task), t(3))
-            self.task.cancel()
+        await close_reading(self.ws, self.task)
+
+
+async def close_reading(ws: ClientConnection, task: asyncio.Task[None] | None) -> None:
+    """Close ``ws`` from the client side and stop ``task``, which reads it; each wait bounded."""
+    with contextlib.suppress(ConnectionClosed, OSError, asyncio.TimeoutError):
+        await asyncio.wait_for(ws.close(), t(3))
+    if task is not None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), t(3))
+        task.cancel()
 
 
 async def open_ws(worker: Worker, query: dict[str, str]) -> tuple[ClientConnection, str | bytes]:

@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..timing import t
-from .listeners import open_ws
+from .listeners import close_reading, open_ws
 from .waits import eventually
 from .workers import Worker
 
@@ -170,12 +170,7 @@ class Socket:
 
     async def close(self) -> None:
         """Close from the client side (bounded) and stop reading."""
-        with contextlib.suppress(ConnectionClosed, OSError, asyncio.TimeoutError):
-            await asyncio.wait_for(self.ws.close(), t(3))
-        if self.task is not None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.task), t(3))
-            self.task.cancel()
+        await close_reading(self.ws, self.task)
 
 
 _made: list[Socket] = []
