@@ -31,6 +31,7 @@ from .errors import (
 )
 from .hub.hub import ConnectionHandle, Hub
 from .middleware import StabilizerMiddleware
+from .observe.metrics import metrics_route
 
 __all__ = [
     "BackendUnavailableError",
@@ -58,6 +59,7 @@ __all__ = [
     "client_route",
     "get_connection",
     "get_hub",
+    "metrics_route",
 ]
 
 __version__ = "0.1.0"

@@ -22,7 +22,7 @@ from asgi_ws_stabilizer.config.legacy import LEGACY_SETTINGS
 from asgi_ws_stabilizer.config.settings import load_settings
 from examples import migrate_from_fastapi_websocket_stabilizer as ported
 
-REFUSED = ("heartbeat_type", "compression", "enable_metrics", "memory_check_interval")
+REFUSED = ("heartbeat_type", "compression", "memory_check_interval")
 """Old fields refused at any value; ``enable_reconnect`` is refused only when false."""
 
 MANAGER_METHODS: dict[str, tuple[type[Any], str] | None] = {
@@ -57,7 +57,7 @@ def test_every_old_config_field_is_a_setting_or_judged() -> None:
 
 
 def test_old_defaults_fail_on_exactly_the_refused_fields() -> None:
-    """The old config at its defaults, passed whole, fails on the four fields that have no
+    """The old config at its defaults, passed whole, fails on the three fields that have no
     counterpart, each naming its env var; nothing else in it is a problem."""
     old = dataclasses.asdict(old_library().WebSocketConfig())
     with pytest.raises(SettingsError) as info:

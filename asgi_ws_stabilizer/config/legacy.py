@@ -55,12 +55,6 @@ _ENABLE_RECONNECT = (
     "tokens and sessions, and clients written for fastapi-websocket-stabilizer never send it. "
     "Remove enable_reconnect (true is accepted and changes nothing)"
 )
-_ENABLE_METRICS = (
-    "not a setting here: metrics (Prometheus) are not built yet, and the counters of "
-    "hub.stats() (connections, messages and bytes, closes by code, refusals, drops, round-trip "
-    "times) are always kept, with nothing to switch on or off. Remove enable_metrics and read "
-    "hub.stats(), e.g. from a GET /stats route"
-)
 _MEMORY_CHECK_INTERVAL = (
     "not a setting here: memory is accounted when it changes (each user_data write, hub send "
     "and inbound message) and max_total_memory is enforced right then, so there is no periodic "
@@ -102,7 +96,6 @@ LEGACY_SETTINGS: Mapping[str, Callable[[Any], str | None]] = {
     "heartbeat_type": lambda _: _HEARTBEAT_TYPE,
     "enable_reconnect": _enable_reconnect,
     "compression": lambda _: _COMPRESSION,
-    "enable_metrics": lambda _: _ENABLE_METRICS,
     "memory_check_interval": lambda _: _MEMORY_CHECK_INTERVAL,
 }
 """fastapi-websocket-stabilizer's ``WebSocketConfig`` fields that are not fields here, each with

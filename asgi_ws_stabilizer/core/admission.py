@@ -47,14 +47,26 @@ def parse_seq(text: str | None) -> int | None:
     return int(text)
 
 
+REFUSAL_REASONS = (
+    "draining",
+    "origin_not_allowed",
+    "bad_client_id",
+    "bad_resume_seq",
+    "ip_limit",
+    "client_limit",
+    "server_full",
+    "backend_unavailable",
+)
+"""Every ``Refusal.reason`` (the metrics' ``reason`` label takes these and ``other``)."""
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why a handshake was refused, and how to tell the client."""
 
     status: int
     reason: str
-    """Machine-readable: ``draining``, ``origin_not_allowed``, ``bad_client_id``,
-    ``ip_limit``, ``client_limit``, ``server_full`` or ``backend_unavailable``."""
+    """Machine-readable: one of ``REFUSAL_REASONS``."""
     detail: str
     retry_after: int | None = None
 

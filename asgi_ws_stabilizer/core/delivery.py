@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal, Protocol, runtime_checkable
 
+from ..errors import InvalidGroupError
+
+MAX_GROUP_NAME = 256
+
 
 @runtime_checkable
 class Identified(Protocol):
@@ -103,3 +107,16 @@ class DeferredResult(BroadcastResult):
     @property
     def deferred(self) -> bool:
         return True
+
+
+def check_group(group: str) -> str:
+    """``group`` if it is a usable group name.
+
+    Raises:
+        InvalidGroupError: not a string, empty, or longer than 256 characters.
+    """
+    if not isinstance(group, str) or not group or len(group) > MAX_GROUP_NAME:
+        raise InvalidGroupError(
+            f"group names are strings of 1 to {MAX_GROUP_NAME} characters, got {group!r:.80}"
+        )
+    return group

@@ -32,14 +32,14 @@ from ..config.settings import (
     unknown_env_vars,
 )
 from ..core.admission import Admission
-from ..core.delivery import EVERYONE, BroadcastResult, Exclude, Target, exclusion
+from ..core.delivery import EVERYONE, BroadcastResult, Exclude, Target, check_group, exclusion
 from ..core.drain import ShutdownReport
 from ..core.memory import Meter
 from ..core.messages import OutboundMessage, encode
 from ..core.registry import Registry
-from ..errors import InvalidGroupError
 from ..observe.events import Events
 from ..observe.log import EventLog
+from ..observe.metrics import metrics_sinks
 from ..observe.stats import Stats
 from ..observe.traffic import Traffic
 from ..resume.resumption import Resumption
@@ -50,8 +50,6 @@ from .registration import Registration
 from .services import Services
 from .sessions import SessionBinder
 from .shared_sessions import SharedSessionBinder
-
-MAX_GROUP_NAME = 256
 
 
 class ConnectionHandle(ConnectionView):
@@ -102,9 +100,12 @@ class Hub:
         self.settings = settings if settings is not None else load_settings(**overrides)
         self.log = EventLog(self.settings.log_level)
         self.counters = Stats()
-        """The counters behind ``stats()``: the events' first sink."""
+        """The counters behind ``stats()``: the events' first sink (Prometheus the second, with
+        ``enable_metrics``)."""
         self.events = Events(
-            self.log, [self.counters], stall_threshold=self.settings.loop_stall_threshold
+            self.log,
+            [self.counters, *metrics_sinks(self.settings.enable_metrics)],
+            stall_threshold=self.settings.loop_stall_threshold,
         )
         """Where everything that happens is reported: the log and the sinks."""
         self.on_connect = on_connect
@@ -206,6 +207,8 @@ class Hub:
         self.services.stop()
         await self.backend.aclose()
         self._backend_started = False
+        self.sample()
+        self.events.stopped()
 
     async def drain(
         self,
@@ -371,25 +374,17 @@ class Hub:
             live.add(connection.traffic)
         return {
             **self.counters.snapshot(len(self.registry), live),
+            "admitting": self.admitting,
             "backend": self.backend.describe(),
         }
+
+    def sample(self) -> None:
+        """Hand ``stats()`` to the sinks that copy from it (the metrics, every few seconds)."""
+        self.events.sample(self.stats())
 
     def clock_now(self) -> float:
         """Seconds on the lag-adjusted clock that heartbeat deadlines use."""
         return self.services.clock_now()
-
-
-def check_group(group: str) -> str:
-    """``group`` if it is a usable group name.
-
-    Raises:
-        InvalidGroupError: not a string, empty, or longer than 256 characters.
-    """
-    if not isinstance(group, str) or not group or len(group) > MAX_GROUP_NAME:
-        raise InvalidGroupError(
-            f"group names are strings of 1 to {MAX_GROUP_NAME} characters, got {group!r:.80}"
-        )
-    return group
 
 
 async def _guarded(awaitable: Awaitable[Any], connection: Connection) -> None:

@@ -20,6 +20,7 @@ slices, so a broadcast to many thousands of sockets never blocks the loop for it
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 
 from ..aio.connection import Connection
@@ -31,6 +32,9 @@ from ..core.registry import Registry
 from ..core.state import State
 from ..resume.sessions import Session, SessionStore
 from .services import Services
+
+SEND_KINDS = {"all": "broadcast", "group": "publish", "client": "send_to"}
+"""The hub send that makes each kind of target (the metrics' ``kind`` label)."""
 
 
 class Messaging:
@@ -66,7 +70,14 @@ class Messaging:
             sockets = registry.of_client(target.name)
             away = sessions.detached_of_client(target.name)
         async with self._slots:
-            return await self._fan_out(sockets, frame, excluded, away)
+            events = self._services.events
+            kind = SEND_KINDS.get(target.kind) if events.sampling else None
+            if kind is None:
+                return await self._fan_out(sockets, frame, excluded, away)
+            began = time.perf_counter()
+            result = await self._fan_out(sockets, frame, excluded, away)
+            events.fanned_out(kind, time.perf_counter() - began)
+            return result
 
     async def close(self, client_id: str, code: int, reason: str) -> int:
         """Close this process's sockets of ``client_id``; how many were closed."""

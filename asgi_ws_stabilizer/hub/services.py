@@ -28,7 +28,7 @@ from ..core.lagclock import PROBE_INTERVAL
 from ..core.memory import Meter
 from ..core.messages import payload_size
 from ..core.registry import Registry
-from ..observe.events import Events
+from ..observe.events import SAMPLE_EVERY, Events
 from ..observe.log import EventLog
 from .memory import MemoryGuard
 from .sessions import SessionBinder
@@ -44,6 +44,10 @@ class Hooks(Protocol):
     def ended(self, connection: Connection, code: int | None) -> None:
         """The socket ended: ``on_disconnect`` if it was accepted (``code`` is then its close
         code, else ``None``)."""
+        ...
+
+    def sample(self) -> None:
+        """Hand ``stats()`` to the sinks that copy from it (metrics on)."""
         ...
 
 
@@ -91,6 +95,7 @@ class Services:
         self._lag: LoopLagMonitor | None = None
         self._heartbeats: HeartbeatScheduler | None = None
         self._session_sweep: asyncio.TimerHandle | None = None
+        self._sampling: asyncio.TimerHandle | None = None
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -125,6 +130,8 @@ class Services:
         self._lag.start()
         self._heartbeats = HeartbeatScheduler(loop, self._lag, self.registry.get, self.log)
         self._sweep_sessions()
+        if self.events.sampling:
+            self._sample()
         for connection in self.registry:
             if connection.accepted_at is not None and connection.beating:
                 self._heartbeats.add(
@@ -134,6 +141,9 @@ class Services:
 
     def stop(self) -> None:
         """Stop the timers. Open sockets stay open, without heartbeat."""
+        if self._sampling is not None:
+            self._sampling.cancel()
+            self._sampling = None
         if self._session_sweep is not None:
             self._session_sweep.cancel()
             self._session_sweep = None
@@ -149,6 +159,10 @@ class Services:
         self._session_sweep = asyncio.get_running_loop().call_later(
             self.binder.sweep_every, self._sweep_sessions
         )
+
+    def _sample(self) -> None:
+        self._hooks.sample()
+        self._sampling = asyncio.get_running_loop().call_later(SAMPLE_EVERY, self._sample)
 
     def clock_now(self) -> float:
         """Seconds on the lag-adjusted clock that heartbeat deadlines use."""

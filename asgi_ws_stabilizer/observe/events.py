@@ -18,16 +18,23 @@ from .sink import Sink
 from .stall import StallSample
 from .traffic import Traffic
 
+SAMPLE_EVERY = 2.0
+"""Seconds between two ``sample`` calls when a sink wants them (the metrics' copy of the
+per-message counts and the gauges)."""
+
 
 class Events:
     """Log events and sinks for one hub."""
 
-    __slots__ = ("log", "sinks", "stall_threshold")
+    __slots__ = ("log", "sampling", "sinks", "stall_threshold")
 
     def __init__(self, log: EventLog, sinks: Sequence[Sink], *, stall_threshold: float) -> None:
         self.log = log
         self.sinks = tuple(sinks)
         self.stall_threshold = stall_threshold
+        self.sampling = any(sink.samples for sink in self.sinks)
+        """Whether a sink wants ``sample`` every few seconds and fan-outs timed (metrics on);
+        otherwise neither costs anything."""
 
     # -- a connection's life ----------------------------------------------------------------
 
@@ -179,6 +186,22 @@ class Events:
         """A hub send was made: ``broadcast``, ``publish`` or ``send_to``."""
         for sink in self.sinks:
             sink.sent(kind)
+
+    def fanned_out(self, kind: str, seconds: float) -> None:
+        """A hub send of ``kind`` was queued for this process's sockets in ``seconds`` (timed
+        only when ``sampling``)."""
+        for sink in self.sinks:
+            sink.fanned_out(kind, seconds)
+
+    def sample(self, stats: dict[str, Any]) -> None:
+        """``hub.stats()``, every few seconds when ``sampling`` and once at stop."""
+        for sink in self.sinks:
+            sink.sample(stats)
+
+    def stopped(self) -> None:
+        """The hub stopped (lifespan shutdown)."""
+        for sink in self.sinks:
+            sink.stopped()
 
     # -- the backend -------------------------------------------------------------------------
 

@@ -8,6 +8,9 @@ rest do nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 from .traffic import Traffic
 
 
@@ -15,6 +18,8 @@ class Sink:
     """Receives every event of a hub; each method does nothing unless overridden."""
 
     __slots__ = ()
+    samples: ClassVar[bool] = False
+    """Whether ``sample`` wants ``hub.stats()`` every few seconds (a timer runs only then)."""
 
     def opened(self) -> None:
         """A socket was accepted."""
@@ -55,6 +60,9 @@ class Sink:
     def sent(self, kind: str) -> None:
         """A hub send: ``broadcast``, ``publish`` or ``send_to``."""
 
+    def fanned_out(self, kind: str, seconds: float) -> None:
+        """A hub send of ``kind`` took ``seconds`` to queue for this process's sockets."""
+
     def resumed(self, result: str) -> None:
         """A resume was asked for: ``resumed``, or why it was refused (``RESUME_REASONS``)."""
 
@@ -63,3 +71,9 @@ class Sink:
 
     def backend_dropped(self, count: int) -> None:
         """``count`` hub sends dropped past ``backend_buffer_size`` while the broker was away."""
+
+    def sample(self, stats: Mapping[str, Any]) -> None:
+        """``hub.stats()`` (with ``admitting``), every few seconds if ``samples`` and at stop."""
+
+    def stopped(self) -> None:
+        """The hub stopped (lifespan shutdown)."""

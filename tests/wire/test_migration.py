@@ -301,7 +301,6 @@ async def fails_to_start(config: uvicorn.Config) -> None:
     ("key", "value", "hint"),
     [
         ("compression", "none", "--ws-per-message-deflate"),
-        ("enable_metrics", "true", "hub.stats()"),
         ("memory_check_interval", "60", "hub.memory_usage()"),
         ("heartbeat_type", "ping", "ping_message"),
         ("enable_reconnect", "false", "_stabilizer=1"),

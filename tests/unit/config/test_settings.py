@@ -311,8 +311,6 @@ REFUSED = [
     pytest.param("compression", "deflate", "--ws-per-message-deflate", id="compression-deflate"),
     pytest.param("compression", "none", "hypercorn", id="compression-none"),
     pytest.param("enable_reconnect", False, "_stabilizer=1", id="enable_reconnect-false"),
-    pytest.param("enable_metrics", True, "hub.stats()", id="enable_metrics-true"),
-    pytest.param("enable_metrics", False, "hub.stats()", id="enable_metrics-false"),
     pytest.param("memory_check_interval", 60.0, "hub.memory_usage()", id="memory_check_interval"),
 ]
 
@@ -402,7 +400,7 @@ def test_old_and_other_problems_reported_together() -> None:
     """Refused old settings, bad values and unknown names all come in one error."""
     overrides: dict[str, Any] = {
         "compression": "none",
-        "enable_metrics": True,
+        "memory_check_interval": 60,
         "heartbeat_timeout": -1,
         "heartbeat_intervl": 5,
     }
@@ -410,7 +408,7 @@ def test_old_and_other_problems_reported_together() -> None:
         load_settings(**overrides)
     assert [field for field, _, _ in info.value.problems] == [
         "compression",
-        "enable_metrics",
+        "memory_check_interval",
         "heartbeat_timeout",
         "heartbeat_intervl",
     ]
