@@ -54,8 +54,8 @@ DIRECTIONS = ("in", "out")
 _LIVE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db$")
 
 
-def _fixed(value: str, allowed: tuple[str, ...]) -> str:
-    return value if value in allowed else "other"
+def _fixed(value: str, allowed: tuple[str, ...], default: str = "other") -> str:
+    return value if value in allowed else default
 
 
 def close_label(code: int) -> str:
@@ -288,7 +288,7 @@ class PrometheusSink(Sink):
     def closed(self, code: int, closed_by: str | None, duration: float, traffic: Traffic) -> None:
         m = self._m
         m.connections.dec()
-        m.closed.labels(close_label(code), _fixed(closed_by or "unknown", CLOSED_BY)).inc()
+        m.closed.labels(close_label(code), _fixed(closed_by or "", CLOSED_BY, "unknown")).inc()
         m.duration.observe(duration)
 
     def rejected(self, reason: str) -> None:
