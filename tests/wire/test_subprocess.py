@@ -232,3 +232,44 @@ async def test_send_only_flood_ends_when_its_client_drops(kind: str) -> None:
                 await ws.send("still serving?")
                 assert await asyncio.wait_for(ws.recv(), t(3)) == "still serving?"
     assert "Traceback" not in "\n".join(output)
+
+
+async def test_a_long_block_is_reported_while_it_lasts() -> None:
+    """A handler that blocks the loop for 10 s: ``event_loop_still_blocked`` is in the server's
+    output during the block (after max(5 s, 10 x loop_stall_threshold)), naming the line, while
+    the client still waits for its echo; ``event_loop_blocked`` follows once it ends."""
+    port = free_port()
+    process = start("uvicorn-sansio", port, {})
+    try:
+        await wait_for_port(port, 20)
+        async with client(f"ws://127.0.0.1:{port}/echo") as ws:
+            await ws.send("block 10")
+            loop = asyncio.get_running_loop()
+            began, seen = loop.time(), ""
+            while "event_loop_still_blocked" not in seen and loop.time() - began < 9:
+                await asyncio.sleep(0.2)
+                seen = await asyncio.to_thread(read_log, process)
+            reported_after = loop.time() - began
+            # The echo is still to come: the loop is blocked right now.
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.01)
+            assert await asyncio.wait_for(ws.recv(), t(15)) == "block 10"
+    finally:
+        output = stop(process)
+    assert "event_loop_still_blocked" in seen, output[-3000:]
+    assert 4.5 <= reported_after < 9.5, reported_after
+    (still,) = [x for x in seen.splitlines() if "event_loop_still_blocked" in x]
+    source = (Path(__file__).parent / "envapp.py").read_text().splitlines()
+    line = 1 + next(i for i, x in enumerate(source) if "time.sleep(float(text" in x)
+    assert "envapp.py" in still, still
+    assert f"line={line}" in still, still
+    assert "function=echo" in still, still
+    blocked = [x for x in output.splitlines() if "event_loop_blocked" in x]
+    assert any(float(re.findall(r"lag_ms=([\d.]+)", x)[0]) >= 9500 for x in blocked), blocked
+
+
+def read_log(process: subprocess.Popen[str]) -> str:
+    """What the server wrote so far, read while it runs (``pread``: the file offset, which the
+    server's writes share, stays where it is)."""
+    fd = _logs[process.pid].fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
