@@ -68,4 +68,3 @@ async def test_a_thousand_codes_ids_paths_and_origins_add_no_series() -> None:
         assert f"path-{i}" not in after
         assert f"origin-{i}" not in after
         assert f'"{3000 + i}"' not in after
-
