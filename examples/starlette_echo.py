@@ -40,7 +40,8 @@ sent: a line written to a connection that dies before the server reads it is los
 shows it stuck at ``sent``, never ``echoed``.
 
 ``/ws`` greets each socket (saying whether its session was resumed, and why not), echoes every
-text message and carries the ticks; ``/stats`` shows the hub's counters.
+text message and carries the ticks; ``/stats`` shows the hub's counters, and ``/metrics`` the
+Prometheus metrics when the demo runs with ``WS_STABILIZER_ENABLE_METRICS=true``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ from asgi_ws_stabilizer import (
     SettingsOverrides,
     StabilizerMiddleware,
     client_route,
+    metrics_route,
 )
 
 if sys.version_info >= (3, 11):
@@ -300,6 +302,7 @@ def create_app(**settings: Unpack[SettingsOverrides]) -> Starlette:
             Route("/stats", stats),
             WebSocketRoute("/ws", echo),
             client_route(),  # GET /stabilizer.js, the reconnecting client
+            metrics_route(),  # GET /metrics (the asgi_ws_* series with enable_metrics on)
         ],
         lifespan=lifespan,
     )

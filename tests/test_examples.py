@@ -95,6 +95,24 @@ def test_echo_demo_greets_and_echoes() -> None:
         assert http.get("/stats").json()["accepted"] == 1
 
 
+def test_echo_demo_serves_its_metrics() -> None:
+    """Started with metrics on, the demo's ``/metrics`` shows the socket it just served."""
+    from examples import starlette_echo
+
+    with TestClient(starlette_echo.create_app(enable_metrics=True)) as http:
+        before = accepted(http.get("/metrics").text)
+        with http.websocket_connect("/ws") as ws:
+            ws.receive_text()
+        assert accepted(http.get("/metrics").text) == before + 1
+
+
+def accepted(metrics: str) -> float:
+    (line,) = [
+        x for x in metrics.splitlines() if x.startswith("asgi_ws_connections_accepted_total")
+    ]
+    return float(line.split()[-1])
+
+
 async def test_echo_demo_ticker_reaches_sockets() -> None:
     """The ticker started in the lifespan broadcasts ``tick N`` every second."""
     from examples import starlette_echo
