@@ -9,9 +9,12 @@ import asyncio
 import base64
 import contextlib
 import os
+import shutil
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from benchmarks.proxy import LoopbackProxy
 
@@ -24,6 +27,18 @@ _UVICORN_WS = {
     "uvicorn-websockets": "websockets",
     "uvicorn-wsproto": "wsproto",
 }
+
+
+def require_program(name: str, needed_for: str) -> str:
+    """The path of the program ``name`` (a Debian package of the same name): skips the test
+    without it, and fails instead when ``CI=true``, where ``.ci/run`` installs it."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed (apt-get install {name}): no {needed_for}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI=true, where .ci/run installs it")
+        pytest.skip(reason)
+    return path
 
 
 def free_port() -> int:

@@ -8,8 +8,6 @@ that the counts of client connections can leave it out and ``CLIENT KILL`` skips
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,11 +16,11 @@ import time
 from collections.abc import Iterator
 from typing import IO
 
-import pytest
 import redis
 
 from benchmarks.server import end_process
 
+from ..servers import require_program
 from ..timing import t
 
 SHARED_PORT = 6379
@@ -34,13 +32,7 @@ SERVER_ARGS = ("--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dae
 
 def require_redis_server() -> str:
     """The path of ``redis-server``; skips the test without one, fails instead when ``CI=true``."""
-    path = shutil.which("redis-server")
-    if path is None:
-        reason = "redis-server is not installed (apt-get install redis-server): no cluster tests"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; CI=true, where .ci/run installs it")
-        pytest.skip(reason)
-    return path
+    return require_program("redis-server", "cluster tests")
 
 
 def private_port() -> int:

@@ -6,19 +6,16 @@ Its data lives in a temporary directory; it is stopped by its PID (SIGTERM, then
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
-import pytest
 
 from benchmarks.server import end_process
 
-from ..servers import free_port
+from ..servers import free_port, require_program
 from ..timing import t
 
 SCRAPE_EVERY = "1s"
@@ -26,13 +23,7 @@ SCRAPE_EVERY = "1s"
 
 def require_prometheus() -> str:
     """The path of ``prometheus``; skips the test without one, fails instead when ``CI=true``."""
-    path = shutil.which("prometheus")
-    if path is None:
-        reason = "prometheus is not installed (apt-get install prometheus): no scrape test"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason}; CI=true, where .ci/run installs it")
-        pytest.skip(reason)
-    return path
+    return require_program("prometheus", "scrape test")
 
 
 CONFIG = """\

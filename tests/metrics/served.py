@@ -13,38 +13,15 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import IO
 
 from benchmarks.server import end_process
 
-from ..cluster.workers import ROOT, accepts
+from ..cluster.workers import ROOT, Worker, accepts
 from ..servers import free_port
 from ..timing import t
 
 APP = "tests.metrics.app:app"
-
-
-@dataclass
-class Workers:
-    """The uvicorn process (with ``--workers``: the supervisor of the workers)."""
-
-    port: int
-    process: subprocess.Popen[str]
-    log: IO[str]
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
 
 
 def command(port: int, n: int) -> list[str]:
@@ -67,8 +44,9 @@ def spawn(argv: list[str], env: dict[str, str], log: IO[str]) -> subprocess.Pope
 @contextlib.asynccontextmanager
 async def uvicorn_workers(
     n: int, env: Mapping[str, str], *, multiprocess: bool
-) -> AsyncIterator[Workers]:
-    """``uvicorn --workers n`` (or one process for ``n=1``) serving the app, listening."""
+) -> AsyncIterator[Worker]:
+    """``uvicorn --workers n`` (or one process for ``n=1``) serving the app, listening; its
+    ``process`` is uvicorn's supervisor when ``n`` > 1."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="prom-multiproc-") as directory:
         full = {k: v for k, v in os.environ.items() if not k.startswith("WS_STABILIZER_")}
@@ -78,7 +56,7 @@ async def uvicorn_workers(
             full["PROMETHEUS_MULTIPROC_DIR"] = directory
         log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed below)
         process = spawn(command(port, n), full, log)
-        served = Workers(port, process, log)
+        served = Worker(f"uvicorn --workers {n}", port, process, log)
         try:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + t(30)

@@ -10,14 +10,15 @@ import re
 import httpx
 from websockets.asyncio.client import connect
 
+from ..cluster.workers import Worker
 from ..timing import t
-from .served import Workers, uvicorn_workers
+from .served import uvicorn_workers
 
 CLIENTS = 1000
 SERIES = re.compile(r"^(asgi_ws_[a-z_]+)(\{[^}]*\})? ", re.MULTILINE)
 
 
-async def scrape(served: Workers) -> str:
+async def scrape(served: Worker) -> str:
     async with httpx.AsyncClient(trust_env=False, timeout=t(10)) as http:
         answer = await http.get(served.http_url + "/metrics")
     assert answer.status_code == 200, answer.text
@@ -34,7 +35,7 @@ def sample(text: str, series_name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-async def one(served: Workers, i: int, slots: asyncio.Semaphore) -> None:
+async def one(served: Worker, i: int, slots: asyncio.Semaphore) -> None:
     async with slots:
         url = f"ws://127.0.0.1:{served.port}/ws/path-{i}/x{i}?client_id=client-{i}"
         socket = await asyncio.wait_for(

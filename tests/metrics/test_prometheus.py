@@ -24,9 +24,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ..cluster.waits import eventually
+from ..cluster.workers import Worker
 from ..timing import t
 from .prometheus_server import PrometheusServer, require_prometheus
-from .served import Workers, uvicorn_workers
+from .served import uvicorn_workers
 
 ALLOWED = "http://ok.test"
 HEARTBEAT = max(1, round(t(1)))
@@ -44,7 +45,7 @@ class Tally:
 
 
 @pytest.fixture
-async def workers() -> AsyncIterator[Workers]:
+async def workers() -> AsyncIterator[Worker]:
     """``uvicorn --workers 3`` with metrics on, in multiprocess mode."""
     env = {
         "WS_STABILIZER_ALLOWED_ORIGINS": ALLOWED,
@@ -56,7 +57,7 @@ async def workers() -> AsyncIterator[Workers]:
 
 
 @pytest.fixture
-async def prometheus(workers: Workers) -> AsyncIterator[PrometheusServer]:
+async def prometheus(workers: Worker) -> AsyncIterator[PrometheusServer]:
     server = PrometheusServer(require_prometheus(), workers.port)
     server.start()
     try:
@@ -181,9 +182,9 @@ async def observed(prometheus: PrometheusServer) -> dict[str, object]:
 
 
 async def test_prometheus_sees_what_300_clients_did_across_workers_and_a_kill(
-    workers: Workers, prometheus: PrometheusServer
+    workers: Worker, prometheus: PrometheusServer
 ) -> None:
-    url, tally = workers.url, Tally()
+    url, tally = workers.ws_url + "/ws", Tally()
 
     # Phase 1: 270 clients, every way a connection can go but a crash.
     keep: list[tuple[ClientConnection, int]] = []
