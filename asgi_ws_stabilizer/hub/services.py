@@ -161,8 +161,9 @@ class Services:
         )
 
     def _sample(self) -> None:
-        self._hooks.sample()
+        # The next one first: a copy that raises (logged by the loop) does not end them.
         self._sampling = asyncio.get_running_loop().call_later(SAMPLE_EVERY, self._sample)
+        self._hooks.sample()
 
     def clock_now(self) -> float:
         """Seconds on the lag-adjusted clock that heartbeat deadlines use."""
