@@ -3,16 +3,18 @@
 * ``bare``: plain Starlette; a broadcast is a plain loop over a snapshot of the sockets.
 * ``ours``: the same app with ``StabilizerMiddleware`` at default settings (``WS_STABILIZER_*``
   still apply); a broadcast goes through the hub.
+* ``metrics``: ``ours`` with ``enable_metrics=True`` (the Prometheus sink records every event;
+  ``GET /metrics`` serves them): the cost of turning metrics on. Needs prometheus-client.
 * ``seed``: FastAPI with ``fastapi-websocket-stabilizer`` 1.1.0 used as its README shows.
 
 Every subject serves the same routes: ``/echo`` (answer each text), ``/sub`` (listen; any text
 is ignored), ``/flood`` (send 64 KiB frames until the peer stops reading), ``POST
 /broadcast?seq=N&size=B`` (start a broadcast in the background and answer at once) and ``GET
 /_bench/state`` (sockets registered, asyncio tasks; ``ours`` adds ``backend``, its backend's
-counters). ``bare`` and ``ours`` also serve ``POST /paced?rate=R&seconds=S&size=B``: broadcasts
-at a steady ``R`` per second for ``S`` seconds, each started in the background at its due time
-with the send timestamp in its payload; it answers when every one has been handed over, with
-how many.
+counters). ``bare``, ``ours`` and ``metrics`` also serve ``POST
+/paced?rate=R&seconds=S&size=B``: broadcasts at a steady ``R`` per second for ``S`` seconds,
+each started in the background at its due time with the send timestamp in its payload; it
+answers when every one has been handed over, with how many.
 """
 
 from __future__ import annotations
@@ -149,10 +151,13 @@ def bare_app() -> Any:
     )
 
 
-def ours_app() -> Any:
-    from asgi_ws_stabilizer import Hub, StabilizerMiddleware
+def ours_app(*, enable_metrics: bool = False) -> Any:
+    """``ours``; with ``enable_metrics`` (the ``metrics`` subject) the hub also records every
+    event in the Prometheus sink, and ``GET /metrics`` (last in the routes, so no request of the
+    benchmarks reaches it) serves them."""
+    from asgi_ws_stabilizer import Hub, StabilizerMiddleware, metrics_route
 
-    hub = Hub()
+    hub = Hub(enable_metrics=True) if enable_metrics else Hub()
 
     async def sub(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -182,6 +187,7 @@ def ours_app() -> Any:
             Route("/broadcast", broadcast, methods=["POST"]),
             Route("/paced", paced_route, methods=["POST"]),
             state_route(lambda: hub.connection_count, hub.backend.describe),
+            *([metrics_route()] if enable_metrics else []),
         ]
     )
     app.add_middleware(StabilizerMiddleware, hub=hub)
@@ -269,4 +275,15 @@ def wrap_app() -> Any:
     return app
 
 
-app: Any = {"bare": bare_app, "ours": ours_app, "seed": seed_app, "wrap": wrap_app}[SUBJECT]()
+def metrics_app() -> Any:
+    """``ours`` with metrics on (for the on/off cost; not in the default run)."""
+    return ours_app(enable_metrics=True)
+
+
+app: Any = {
+    "bare": bare_app,
+    "ours": ours_app,
+    "metrics": metrics_app,
+    "seed": seed_app,
+    "wrap": wrap_app,
+}[SUBJECT]()

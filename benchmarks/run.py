@@ -3,6 +3,7 @@
     python -m benchmarks.run                 # the full run (about 15 minutes)
     python -m benchmarks.run --quick         # smaller sizes, one repeat
     python -m benchmarks.run --scenarios echo,fanout --subjects bare,ours
+    python -m benchmarks.run --scenarios echo,fanout --subjects bare,ours,metrics  # metrics on
     python -m benchmarks.run --scenarios cluster --subjects ours   # needs redis-server
     python -m benchmarks.run --scenarios resume --subjects ours    # needs redis-server
 
@@ -30,6 +31,19 @@ from .scenarios import Sizes, median_of
 from .server import CLIENT_CORE, Server, can_pin
 
 SUBJECTS = ("bare", "ours", "seed")
+"""The default run; ``wrap`` and ``metrics`` (``ours`` with metrics on) are asked for by name."""
+OPTIONAL_SUBJECTS = {
+    "seed": (
+        "fastapi-websocket-stabilizer",
+        'the seed library is not installed (pip install -e ".[bench]")',
+    ),
+    "metrics": (
+        "prometheus-client",
+        'prometheus-client is not installed (pip install -e ".[prometheus]")',
+    ),
+}
+"""Subjects that need a distribution the project does not: ``{subject: (distribution, why it
+is skipped without it)}``."""
 SCENARIOS = ("echo", "fanout", "slow", "idle", "churn", "dead")
 EXTRA_SCENARIOS = ("cluster", "resume")
 """Not in the default run: they need ``redis-server`` (``--scenarios cluster,resume``)."""
@@ -37,15 +51,21 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_INTERVAL, DEFAULT_TIMEOUT = 20.0, 10.0
 
 
-def available(subject: str) -> bool:
-    """The seed library is an optional benchmark dependency (``pip install -e ".[bench]"``)."""
-    if subject != "seed":
-        return True
+def installed(distribution: str) -> bool:
     try:
-        importlib.metadata.version("fastapi-websocket-stabilizer")
+        importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return False
     return True
+
+
+def subject_skip_reason(subject: str) -> str | None:
+    """Why a subject cannot run here (an optional distribution it needs is missing), or
+    ``None``."""
+    if subject not in OPTIONAL_SUBJECTS:
+        return None
+    distribution, reason = OPTIONAL_SUBJECTS[subject]
+    return None if installed(distribution) else reason
 
 
 async def interleaved(
@@ -163,7 +183,8 @@ def checks(results: dict[str, dict[str, Any]], fast_heartbeat: bool) -> list[dic
             1.10,
         )
     if "fanout" in results:
-        largest = str(max(int(k) for k in results["fanout"]["bare"]))
+        by_size: dict[str, Any] = next(iter(results["fanout"].values()), {})
+        largest = str(max((int(k) for k in by_size), default=0))
         for key, label in (
             ("cpu_ms_per_broadcast", "CPU per broadcast"),
             ("last_delivery_ms", "time to last delivery"),
@@ -235,6 +256,52 @@ def checks(results: dict[str, dict[str, Any]], fast_heartbeat: bool) -> list[dic
     return out
 
 
+def ratio_pairs(subjects: list[str]) -> list[tuple[str, str]]:
+    """The ratio columns of a scenario's table, ``(a, b)`` for ``a / b``."""
+    if {"cluster", "memory"} <= set(subjects):
+        return [("cluster", "memory")]
+    if {"plain", "opted_in"} <= set(subjects):
+        return [("opted_in", "plain")]
+    pairs = [("ours", "bare"), *([("ours", "before")] if "before" in subjects else [])]
+    if "metrics" in subjects:
+        pairs += [("metrics", b) for b in ("bare", "ours") if b in subjects]
+    return pairs
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested figures as ``{"a.b.c": value}``, in order."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        out |= flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    return out
+
+
+def pair_ratio(per: dict[str, dict[str, Any]], a: str, b: str, key: str) -> float | None:
+    """``a / b`` of figure ``key``, when both are numbers."""
+    x, y = per.get(a, {}).get(key), per.get(b, {}).get(key)
+    if isinstance(x, int | float) and isinstance(y, int | float):
+        return ratio(x, y)
+    return None
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """The ratio columns of the tables, for the JSON: ``{scenario: {"a/b": {figure: a / b}}}``
+    (``metrics/bare`` and ``metrics/ours`` among them when ``metrics`` ran)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for scenario, by_subject in results.items():
+        per = {s: flatten(f) for s, f in by_subject.items()}
+        keys = list(dict.fromkeys(k for figures in per.values() for k in figures))
+        out[scenario] = {}
+        for a, b in ratio_pairs(list(by_subject)):
+            if a not in per or b not in per:
+                continue
+            shown = {k: pair_ratio(per, a, b, k) for k in keys}
+            out[scenario][f"{a}/{b}"] = {k: round(v, 4) for k, v in shown.items() if v is not None}
+    return out
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as markdown tables."""
     meta = report["meta"]
@@ -253,48 +320,24 @@ def markdown(report: dict[str, Any]) -> str:
             f"{'yes' if c['holds'] else '**no**'} |"
         )
     lines.append("")
-    rows: list[tuple[str, str]] = []
-    results = report["results"]
-
-    def flat(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                flat(f"{prefix}.{k}" if prefix else k, v)
-        else:
-            rows.append((prefix, value))
-
-    for scenario, by_subject in results.items():
+    for scenario, by_subject in report["results"].items():
         subjects = list(by_subject)
-        ratios = [("ours", "bare"), *([("ours", "before")] if "before" in subjects else [])]
-        if {"cluster", "memory"} <= set(subjects):
-            ratios = [("cluster", "memory")]
-        if {"plain", "opted_in"} <= set(subjects):
-            ratios = [("opted_in", "plain")]
+        pairs = ratio_pairs(subjects)
         lines += [
             f"### {scenario}",
             "",
             "| figure | "
             + " | ".join(subjects)
             + " | "
-            + " | ".join(f"{a}/{b}" for a, b in ratios)
+            + " | ".join(f"{a}/{b}" for a, b in pairs)
             + " |",
-            "|---|" + "---|" * (len(subjects) + len(ratios)),
+            "|---|" + "---|" * (len(subjects) + len(pairs)),
         ]
-        keys: list[str] = []
-        per: dict[str, dict[str, Any]] = {}
-        for subject, figures in by_subject.items():
-            rows = []
-            flat("", figures)
-            per[subject] = dict(rows)
-            keys += [k for k, _ in rows if k not in keys]
+        per = {s: flatten(f) for s, f in by_subject.items()}
+        keys = list(dict.fromkeys(k for figures in per.values() for k in figures))
         for key in keys:
             cells = [per[s].get(key) for s in subjects]
-            shown = [
-                ratio(per.get(a, {}).get(key), per.get(b, {}).get(key))
-                if all(isinstance(per.get(s, {}).get(key), int | float) for s in (a, b))
-                else None
-                for a, b in ratios
-            ]
+            shown = [pair_ratio(per, a, b, key) for a, b in pairs]
             lines.append(f"| {key} | " + " | ".join(_fmt(c) for c in [*cells, *shown]) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -335,7 +378,12 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         server.BASELINE = args.baseline.resolve()
         if "before" not in subjects:
             subjects.append("before")
-    skipped = [s for s in subjects if not available(s)]
+    skipped: list[str] = []
+    for subject in subjects:
+        why = subject_skip_reason(subject)
+        if why is not None:
+            print(f"subject {subject}: skipped, {why}", flush=True)
+            skipped.append(subject)
     subjects = [s for s in subjects if s not in skipped]
     if can_pin():
         os.sched_setaffinity(0, {CLIENT_CORE})
@@ -354,6 +402,8 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         name: importlib.metadata.version(name)
         for name in ("uvicorn", "starlette", "websockets", "asgi_ws_stabilizer")
     }
+    if "metrics" in subjects:
+        versions["prometheus-client"] = importlib.metadata.version("prometheus-client")
     report: dict[str, Any] = {
         "meta": {
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -369,6 +419,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         "results": results,
     }
     report["checks"] = checks(results, fast_heartbeat)
+    report["ratios"] = ratios(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (args.out / "latest.md").write_text(markdown(report) + "\n")

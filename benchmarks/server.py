@@ -72,7 +72,13 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WS_STABILIZER_")}
+        # Each subject at its defaults: no WS_STABILIZER_* of the caller's, and the `metrics`
+        # subject's Prometheus values in its process's memory, not in files.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("WS_STABILIZER_") and k.upper() != "PROMETHEUS_MULTIPROC_DIR"
+        }
         root, subject = ROOT, self.subject
         if subject == "before":
             if BASELINE is None:

@@ -47,6 +47,55 @@ def test_benchmarks_smoke(tmp_path: Path) -> None:
     assert (tmp_path / "latest.md").read_text().startswith("Run ")
 
 
+def test_benchmarks_metrics_smoke(tmp_path: Path) -> None:
+    """`--subjects bare,ours,metrics` (``metrics``: ours with ``enable_metrics``, not in the
+    default run) runs echo and fanout at tiny size, and the report sets it beside bare and ours."""
+    from benchmarks.run import installed
+
+    if not installed("prometheus-client"):
+        pytest.skip("prometheus-client is not installed: no metrics subject")
+    command = [
+        sys.executable, "-m", "benchmarks.run", "--smoke", "--scenarios", "echo,fanout",
+        "--subjects", "bare,ours,metrics", "--out", str(tmp_path),
+    ]  # fmt: skip
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert report["meta"]["skipped_subjects"] == []
+    assert "prometheus-client" in report["meta"]["versions"]
+    results = report["results"]
+    for scenario in ("echo", "fanout"):
+        assert set(results[scenario]) == {"bare", "ours", "metrics"}, scenario
+    assert results["echo"]["metrics"]["round_trips"] > 0
+    assert isinstance(results["echo"]["metrics"]["cpu_us_per_round_trip"], float)
+    fanout = results["fanout"]["metrics"]["20"]
+    assert isinstance(fanout["cpu_ms_per_broadcast"], float)
+    assert isinstance(fanout["last_delivery_ms"], float)
+    ratios = report["ratios"]
+    assert "cpu_us_per_round_trip" in ratios["echo"]["metrics/bare"]
+    assert "cpu_us_per_round_trip" in ratios["echo"]["metrics/ours"]
+    assert "20.cpu_ms_per_broadcast" in ratios["fanout"]["metrics/bare"]
+    assert "20.cpu_ms_per_broadcast" in ratios["fanout"]["metrics/ours"]
+    header = "| figure | bare | ours | metrics | ours/bare | metrics/bare | metrics/ours |"
+    assert (tmp_path / "latest.md").read_text().count(header) == 2
+
+
+async def test_benchmarks_metrics_skipped_without_prometheus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without prometheus-client the ``metrics`` subject is skipped, with the reason printed,
+    and the others run."""
+    from benchmarks import run
+
+    monkeypatch.setattr(run, "installed", lambda distribution: distribution != "prometheus-client")
+    monkeypatch.setattr(run, "can_pin", lambda: False)  # leave this process's affinity alone
+    argv = ["--smoke", "--scenarios", "echo", "--subjects", "bare,metrics", "--out", str(tmp_path)]
+    report = await run.main(argv)
+    assert "subject metrics: skipped, prometheus-client is not installed" in capsys.readouterr().out
+    assert report["meta"]["skipped_subjects"] == ["metrics"]
+    assert set(report["results"]["echo"]) == {"bare"}
+
+
 def run_with_redis(scenario: str, out: Path, timeout: float) -> dict[str, Any]:
     """Run a scenario that needs ``redis-server`` (not in the default run) at smoke size for
     ``ours``; its report. Skips without redis-server, except in CI, where that fails."""
