@@ -54,10 +54,6 @@ DIRECTIONS = ("in", "out")
 _LIVE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db$")
 
 
-def _fixed(value: str, allowed: tuple[str, ...], default: str = "other") -> str:
-    return value if value in allowed else default
-
-
 def close_label(code: int) -> str:
     """The ``code`` label of a close code: itself if known, else ``other``."""
     return str(code) if code in CLOSE_CODES else "other"
@@ -196,22 +192,17 @@ class Metrics:
         self._create_labels()
 
     def _create_labels(self) -> None:
-        """Every fixed label value at 0, so that rates and sums start from a series."""
-        for reason in REJECT_REASONS:
-            self.rejected.labels(reason)
-        for code in (*map(str, CLOSE_CODES), "other"):
-            for by in CLOSED_BY:
-                self.closed.labels(code, by)
-        for direction in DIRECTIONS:
-            self.messages.labels(direction)
-            self.payload_bytes.labels(direction)
-        for policy in DROP_POLICIES:
-            self.slow_dropped.labels(policy)
-        for kind in SEND_KINDS:
-            self.sends.labels(kind)
-            self.fanout.labels(kind)
-        for result in RESUME_RESULTS:
-            self.resumes.labels(result)
+        """Every fixed label value at 0, so that rates and sums start from a series; each child
+        is kept, so that an event finds it with one dict lookup."""
+        codes = (*map(str, CLOSE_CODES), "other")
+        self.rejected_by = {r: self.rejected.labels(r) for r in REJECT_REASONS}
+        self.closed_by = {(c, b): self.closed.labels(c, b) for c in codes for b in CLOSED_BY}
+        self.messages_by = {d: self.messages.labels(d) for d in DIRECTIONS}
+        self.bytes_by = {d: self.payload_bytes.labels(d) for d in DIRECTIONS}
+        self.dropped_by = {p: self.slow_dropped.labels(p) for p in DROP_POLICIES}
+        self.sends_by = {k: self.sends.labels(k) for k in SEND_KINDS}
+        self.fanout_by = {k: self.fanout.labels(k) for k in SEND_KINDS}
+        self.resumes_by = {r: self.resumes.labels(r) for r in RESUME_RESULTS}
         try:
             running = version("asgi_ws_stabilizer")
         except PackageNotFoundError:  # pragma: no cover - run from a source tree
@@ -288,11 +279,13 @@ class PrometheusSink(Sink):
     def closed(self, code: int, closed_by: str | None, duration: float, traffic: Traffic) -> None:
         m = self._m
         m.connections.dec()
-        m.closed.labels(close_label(code), _fixed(closed_by or "", CLOSED_BY, "unknown")).inc()
+        by = closed_by if closed_by in CLOSED_BY else "unknown"
+        m.closed_by[close_label(code), by].inc()
         m.duration.observe(duration)
 
     def rejected(self, reason: str) -> None:
-        self._m.rejected.labels(_fixed(reason, REJECT_REASONS)).inc()
+        rejected = self._m.rejected_by
+        (rejected.get(reason) or rejected["other"]).inc()
 
     def app_error(self) -> None:
         self._m.app_errors.inc()
@@ -319,21 +312,22 @@ class PrometheusSink(Sink):
         if action == "close":
             self._m.slow_closes.inc()
         elif action in DROP_POLICIES:
-            self._m.slow_dropped.labels(action).inc(frames)
+            self._m.dropped_by[action].inc(frames)
 
     def evicted(self) -> None:
         self._m.evictions.inc()
 
     def sent(self, kind: str) -> None:
         if kind in SEND_KINDS:
-            self._m.sends.labels(kind).inc()
+            self._m.sends_by[kind].inc()
 
     def fanned_out(self, kind: str, seconds: float) -> None:
         if kind in SEND_KINDS:
-            self._m.fanout.labels(kind).observe(seconds)
+            self._m.fanout_by[kind].observe(seconds)
 
     def resumed(self, result: str) -> None:
-        self._m.resumes.labels(_fixed(result, RESUME_RESULTS)).inc()
+        resumes = self._m.resumes_by
+        (resumes.get(result) or resumes["other"]).inc()
 
     def backend_state(self, state: str) -> None:
         if state == "connected" and self._backend_state == "reconnecting":
@@ -349,15 +343,15 @@ class PrometheusSink(Sink):
         m, reported = self._m, self._reported
         # A frame counted when queued and then dropped from a slow consumer's outbox lowers
         # the count again: a counter only takes what exceeds the highest count copied.
-        for name, counter, label in (
-            ("messages_in", m.messages, "in"),
-            ("messages_out", m.messages, "out"),
-            ("bytes_in", m.payload_bytes, "in"),
-            ("bytes_out", m.payload_bytes, "out"),
+        for name, counter in (
+            ("messages_in", m.messages_by["in"]),
+            ("messages_out", m.messages_by["out"]),
+            ("bytes_in", m.bytes_by["in"]),
+            ("bytes_out", m.bytes_by["out"]),
         ):
             grew = int(stats[name]) - getattr(reported, name)
             if grew > 0:
-                counter.labels(label).inc(grew)
+                counter.inc(grew)
                 setattr(reported, name, getattr(reported, name) + grew)
         m.admitting.set(1 if stats.get("admitting", True) else 0)
         backend = stats.get("backend") or {}
