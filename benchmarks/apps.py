@@ -282,6 +282,7 @@ def metrics_app() -> Any:
 
 app: Any = {
     "bare": bare_app,
+    "bare2": bare_app,  # a second bare server: the A/A check of the method
     "ours": ours_app,
     "metrics": metrics_app,
     "seed": seed_app,

@@ -19,16 +19,19 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from . import cluster, resume, scenarios, server
+from . import cluster, instructions, resume, scenarios, server
 from .redis_server import redis_server_path
 from .scenarios import Sizes, median_of
 from .server import CLIENT_CORE, Server, can_pin
+from .targets import checks, ratio
 
 SUBJECTS = ("bare", "ours", "seed")
 """The default run; ``wrap`` and ``metrics`` (``ours`` with metrics on) are asked for by name."""
@@ -48,7 +51,10 @@ SCENARIOS = ("echo", "fanout", "slow", "idle", "churn", "dead")
 EXTRA_SCENARIOS = ("cluster", "resume")
 """Not in the default run: they need ``redis-server`` (``--scenarios cluster,resume``)."""
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_INTERVAL, DEFAULT_TIMEOUT = 20.0, 10.0
+AA_SCENARIOS = ("echo", "fanout", "churn")
+"""Scenarios measured with a second bare server too (``bare2``): the A/A check of the method."""
+COUNTED_SCENARIOS = AA_SCENARIOS
+"""What ``--meter instructions`` measures (the others are about memory, time or Redis)."""
 
 
 def installed(distribution: str) -> bool:
@@ -86,7 +92,10 @@ async def interleaved(
 async def run_scenario(
     scenario: str, subjects: list[str], sizes: Sizes, fast_heartbeat: bool
 ) -> dict[str, Any]:
-    """One scenario for every subject: ``{subject: figures}``."""
+    """One scenario for every subject: ``{subject: figures}`` (with ``bare2``, the A/A check,
+    where the scenario has one and ``bare`` runs)."""
+    if scenario in AA_SCENARIOS and "bare" in subjects and "bare2" not in subjects:
+        subjects = [*subjects, "bare2"]
     if scenario == "echo":
         return await interleaved(
             subjects, sizes.repeats, lambda server: scenarios.echo(server, sizes)
@@ -137,6 +146,8 @@ async def run_scenario(
 
 def skip_reason(scenario: str, subjects: list[str]) -> str | None:
     """Why a scenario cannot run here, or ``None``."""
+    if server.CALLGRIND is not None and scenario not in COUNTED_SCENARIOS:
+        return "--meter instructions counts the work of echo, fanout and churn only"
     if scenario not in EXTRA_SCENARIOS:
         return None
     if "ours" not in subjects:
@@ -144,116 +155,6 @@ def skip_reason(scenario: str, subjects: list[str]) -> str | None:
     if redis_server_path() is None:
         return "redis-server is not installed (apt-get install redis-server)"
     return None
-
-
-def ratio(ours: float | None, bare: float | None) -> float | None:
-    if ours is None or bare is None or bare == 0:
-        return None
-    return ours / bare
-
-
-def checks(results: dict[str, dict[str, Any]], fast_heartbeat: bool) -> list[dict[str, Any]]:
-    """The issue's targets, each with its figure and whether it holds."""
-    out: list[dict[str, Any]] = []
-
-    def check(name: str, figure: float | None, limit: float, unit: str = "x") -> None:
-        out.append(
-            {
-                "target": name,
-                "figure": None if figure is None else round(figure, 3),
-                "limit": limit,
-                "unit": unit,
-                "holds": figure is not None and figure <= limit,
-            }
-        )
-
-    def get(scenario: str, subject: str, *keys: str) -> Any:
-        value: Any = results.get(scenario, {}).get(subject)
-        for key in keys:
-            value = None if not isinstance(value, dict) else value.get(key)
-        return value
-
-    if "echo" in results:
-        check(
-            "echo: CPU per round trip, ours/bare",
-            ratio(
-                get("echo", "ours", "cpu_us_per_round_trip"),
-                get("echo", "bare", "cpu_us_per_round_trip"),
-            ),
-            1.10,
-        )
-    if "fanout" in results:
-        by_size: dict[str, Any] = next(iter(results["fanout"].values()), {})
-        largest = str(max((int(k) for k in by_size), default=0))
-        for key, label in (
-            ("cpu_ms_per_broadcast", "CPU per broadcast"),
-            ("last_delivery_ms", "time to last delivery"),
-        ):
-            check(
-                f"fanout {largest}: {label}, ours/bare",
-                ratio(get("fanout", "ours", largest, key), get("fanout", "bare", largest, key)),
-                1.25,
-            )
-    if "slow" in results:
-        check(
-            "slow: others' p95 delivery with a stalled client / without, ours",
-            ratio(
-                get("slow", "ours", "with_stall", "p95_delivery_ms"),
-                get("slow", "ours", "without_stall", "p95_delivery_ms"),
-            ),
-            1.2,
-        )
-    if "idle" in results:
-        ours = get("idle", "ours", "memory_bytes_per_connection")
-        bare = get("idle", "bare", "memory_bytes_per_connection")
-        check(
-            "idle: memory per connection over bare",
-            None if ours is None or bare is None else ours - bare,
-            4096,
-            "bytes",
-        )
-        n = get("idle", "ours", "sockets")
-        check(
-            f"idle: CPU for {n} idle sockets, ours",
-            get("idle", "ours", "cpu_percent_of_core"),
-            2.0,
-            "% of a core",
-        )
-    if "churn" in results:
-        check(
-            "churn: registry entries left, ours",
-            get("churn", "ours", "registered_after"),
-            0,
-            "entries",
-        )
-        check("churn: tasks left, ours", get("churn", "ours", "tasks_left"), 0, "tasks")
-        growth = get("churn", "ours", "memory_growth_bytes")
-        check("churn: memory growth, ours", None if growth is None else growth / 2**20, 5.0, "MiB")
-    if "cluster" in results:
-        for mode in ("memory", "cluster"):
-            check(
-                f"cluster: messages missing at {get('cluster', mode, 'latency', 'rate_per_s')}/s,"
-                f" {mode}",
-                get("cluster", mode, "latency", "missing"),
-                0,
-                "messages",
-            )
-    if "resume" in results:
-        check(
-            "resume: clients whose resume on another worker failed a check",
-            get("resume", "opted_in", "replay", "failures"),
-            0,
-            "clients",
-        )
-    if "dead" in results:
-        interval, timeout = (1.0, 1.0) if fast_heartbeat else (DEFAULT_INTERVAL, DEFAULT_TIMEOUT)
-        check(
-            "dead: detection, ours",
-            get("dead", "ours", "detected_s"),
-            interval + timeout + 0.5,
-            "s",
-        )
-    return out
 
 
 def ratio_pairs(subjects: list[str]) -> list[tuple[str, str]]:
@@ -265,6 +166,8 @@ def ratio_pairs(subjects: list[str]) -> list[tuple[str, str]]:
     pairs = [("ours", "bare"), *([("ours", "before")] if "before" in subjects else [])]
     if "metrics" in subjects:
         pairs += [("metrics", b) for b in ("bare", "ours") if b in subjects]
+    if "bare2" in subjects:
+        pairs.append(("bare2", "bare"))  # the A/A check: what the method can resolve
     return pairs
 
 
@@ -310,6 +213,16 @@ def markdown(report: dict[str, Any]) -> str:
         f"{meta['versions'].get('uvicorn')} (websockets-sansio), "
         f"{'server and clients pinned to separate cores' if meta['pinned'] else 'not pinned'}, "
         f"sizes `{meta['mode']}`.",
+        *(
+            [
+                "",
+                "Meter: **instructions** counted under valgrind's callgrind (a `cpu_us` figure is "
+                "thousands of instructions, a `cpu_ms` figure millions; times are the slowed "
+                "server's).",
+            ]
+            if meta.get("meter") == "instructions"
+            else []
+        ),
         "",
         "| target | figure | limit | holds |",
         "|---|---|---|---|",
@@ -365,6 +278,13 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
+        "--meter",
+        choices=("cpu", "instructions"),
+        default="cpu",
+        help="what a unit of work costs: server CPU time (default), or instructions counted "
+        "under valgrind's callgrind (repeatable on a busy machine; echo, fanout and churn only)",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         help="a checkout of an earlier version: adds the subject `before` (its `ours` app), "
@@ -372,6 +292,15 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
     sizes = scenarios.SMOKE if args.smoke else scenarios.QUICK if args.quick else scenarios.FULL
+    counting = args.meter == "instructions"
+    if counting:
+        why = instructions.available()
+        if why is not None:
+            raise SystemExit(f"--meter instructions: {why}")
+        server.CALLGRIND = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
+        scenarios.SLOWDOWN = instructions.SLOWDOWN
+        if not args.smoke:
+            sizes = scenarios.INSTRUCTIONS
     fast_heartbeat = args.smoke
     subjects = [s for s in args.subjects.split(",") if s]
     if args.baseline is not None:
@@ -412,18 +341,21 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
             "versions": versions,
             "pinned": can_pin(),
             "mode": "smoke" if args.smoke else "quick" if args.quick else "full",
+            "meter": args.meter,
             "sizes": vars(sizes) if hasattr(sizes, "__dict__") else {},
             "skipped_subjects": skipped,
             "skipped_scenarios": skipped_scenarios,
         },
         "results": results,
     }
-    report["checks"] = checks(results, fast_heartbeat)
+    report["checks"] = checks(results, fast_heartbeat, args.meter)
     report["ratios"] = ratios(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (args.out / "latest.md").write_text(markdown(report) + "\n")
     print(markdown(report))
+    if server.CALLGRIND is not None:
+        shutil.rmtree(server.CALLGRIND, ignore_errors=True)
     return report
 
 

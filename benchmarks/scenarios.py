@@ -48,6 +48,21 @@ class Sizes:
 
 
 FULL = Sizes()
+INSTRUCTIONS = Sizes(
+    echo_clients=1,
+    echo_round_trips=2000,
+    fanout_sockets=(1000, 5000),
+    fanout_broadcasts=5,
+    churn_cycles=300,
+    churn_warmup=50,
+    repeats=2,
+)
+"""``--meter instructions`` (benchmarks/instructions.py): the server runs 20-50 times slower under
+callgrind, and a count does not need many repeats to settle. One echo client: its round trips
+follow one another, so each costs the same work whatever the timing."""
+SLOWDOWN = 1.0
+"""How much slower the servers run than natively (``instructions.SLOWDOWN`` under callgrind):
+every wait of the scenarios is stretched by it."""
 QUICK = Sizes(
     echo_round_trips=500,
     fanout_sockets=(1000,),
@@ -109,7 +124,7 @@ async def wait_registered(server: Server, count: int, timeout: float = 60.0) -> 
     while True:
         if (await state(server))["registered"] == count:
             return time.monotonic() - start
-        if time.monotonic() - start > timeout:
+        if time.monotonic() - start > timeout * SLOWDOWN:
             raise TimeoutError(f"{server.subject}: never {count} registered sockets")
         await asyncio.sleep(0.05)
 
@@ -122,13 +137,13 @@ async def connect_many(
 
     async def one() -> WSClient:
         async with gate:
-            return await WSClient.connect(HOST, server.port, path, on_text)
+            return await WSClient.connect(HOST, server.port, path, on_text, 10 * SLOWDOWN)
 
     return list(await asyncio.gather(*(one() for _ in range(n))))
 
 
 async def close_all(clients: list[WSClient]) -> None:
-    await asyncio.gather(*(c.close(2.0) for c in clients), return_exceptions=True)
+    await asyncio.gather(*(c.close(2.0 * SLOWDOWN) for c in clients), return_exceptions=True)
 
 
 # -- echo ---------------------------------------------------------------------------------------
@@ -145,7 +160,7 @@ async def echo(server: Server, sizes: Sizes) -> dict[str, Any]:
             if waiter is not None and not waiter.done():
                 waiter.set_result(text)
 
-        clients.append(await WSClient.connect(HOST, server.port, "/echo", on_text))
+        clients.append(await WSClient.connect(HOST, server.port, "/echo", on_text, 10 * SLOWDOWN))
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
 
@@ -155,7 +170,7 @@ async def echo(server: Server, sizes: Sizes) -> dict[str, Any]:
             waiters[i] = loop.create_future()
             sent = time.perf_counter()
             client.send_text(f"{i}:{n}:" + "e" * 32)
-            await asyncio.wait_for(waiters[i], 10)
+            await asyncio.wait_for(waiters[i], 10 * SLOWDOWN)
             latencies.append(time.perf_counter() - sent)
 
     await run(0)  # warm-up round trips, not measured
@@ -261,7 +276,7 @@ async def fanout(
     incomplete = 0
     cpu = server.cpu()
     for seq in range(broadcasts):
-        if not await deliveries.broadcast(server.port, seq, size, 5):
+        if not await deliveries.broadcast(server.port, seq, size, 5 * SLOWDOWN):
             # Not delivered to everyone in 5 s: the subject is blocked (bare's plain loop
             # waits on the stalled socket forever), and so will every later broadcast be.
             incomplete = broadcasts - seq
@@ -320,8 +335,8 @@ async def churn(server: Server, sizes: Sizes) -> dict[str, Any]:
 
         async def one() -> None:
             async with gate:
-                client = await WSClient.connect(HOST, server.port, "/sub")
-                await client.close(2.0)
+                client = await WSClient.connect(HOST, server.port, "/sub", None, 10 * SLOWDOWN)
+                await client.close(2.0 * SLOWDOWN)
 
         await asyncio.gather(*(one() for _ in range(n)))
 

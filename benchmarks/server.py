@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import instructions
+
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CORE = 0
 CLIENT_CORE = 1
@@ -20,6 +22,9 @@ CLIENT_CORE = 1
 BASELINE: Path | None = None
 """A checkout of an earlier version (``run.py --baseline``): the ``before`` subject serves its
 ``ours`` app, for a before/after comparison in one run."""
+CALLGRIND: Path | None = None
+"""With ``run.py --meter instructions``: where the servers under callgrind write their counts
+(``Server.cpu()`` then answers in giga-instructions, see benchmarks/instructions.py)."""
 
 
 def can_pin() -> bool:
@@ -70,6 +75,7 @@ class Server:
         self.env = env or {}
         self.args = args
         self.process: subprocess.Popen[bytes] | None = None
+        self._count: instructions.Count | None = None
 
     def __enter__(self) -> Server:
         # Each subject at its defaults: no WS_STABILIZER_* of the caller's, and the `metrics`
@@ -91,16 +97,21 @@ class Server:
             "--ws", "websockets-sansio", "--log-level", "warning", "--no-access-log",
             "--timeout-graceful-shutdown", "5", *self.args,
         ]  # fmt: skip
+        if CALLGRIND is not None:
+            command = instructions.wrap(command, CALLGRIND, self.subject)
         if can_pin():
             command = ["taskset", "-c", str(SERVER_CORE), *command]
         self.process = subprocess.Popen(command, cwd=root, env=env)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + (30 if CALLGRIND is None else 300)
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
                 break
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{self.subject} server did not start")
             time.sleep(0.05)
+        if CALLGRIND is not None:
+            self._count = instructions.Count(self.process.pid, CALLGRIND, self.subject)
+            self._count.switch_on()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -113,7 +124,10 @@ class Server:
         return self.process.pid
 
     def cpu(self) -> float:
-        """CPU seconds the process has used, all threads, from schedstat (nanoseconds)."""
+        """CPU seconds the process has used, all threads, from schedstat (nanoseconds); under
+        ``--meter instructions``, giga-instructions counted since it listens."""
+        if self._count is not None:
+            return self._count.now() / 1e9
         return process_cpu(self.pid)
 
     def rss(self) -> int:

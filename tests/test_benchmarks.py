@@ -29,7 +29,9 @@ def test_benchmarks_smoke(tmp_path: Path) -> None:
     assert set(report["results"]) == {"echo", "fanout", "slow", "idle", "churn", "dead"}
     subjects = {"bare", "ours"} | ({"seed"} if not report["meta"]["skipped_subjects"] else set())
     for scenario, by_subject in report["results"].items():
-        assert set(by_subject) == subjects, scenario
+        # echo, fanout and churn also measure a second bare server: the A/A check
+        aa = {"bare2"} if scenario in ("echo", "fanout", "churn") else set()
+        assert set(by_subject) == subjects | aa, scenario
     results = report["results"]
     assert results["echo"]["ours"]["round_trips"] > 0
     assert results["fanout"]["ours"]["20"]["incomplete_broadcasts"] == 0
@@ -65,7 +67,7 @@ def test_benchmarks_metrics_smoke(tmp_path: Path) -> None:
     assert "prometheus-client" in report["meta"]["versions"]
     results = report["results"]
     for scenario in ("echo", "fanout"):
-        assert set(results[scenario]) == {"bare", "ours", "metrics"}, scenario
+        assert set(results[scenario]) == {"bare", "ours", "metrics", "bare2"}, scenario
     assert results["echo"]["metrics"]["round_trips"] > 0
     assert isinstance(results["echo"]["metrics"]["cpu_us_per_round_trip"], float)
     fanout = results["fanout"]["metrics"]["20"]
@@ -76,7 +78,10 @@ def test_benchmarks_metrics_smoke(tmp_path: Path) -> None:
     assert "cpu_us_per_round_trip" in ratios["echo"]["metrics/ours"]
     assert "20.cpu_ms_per_broadcast" in ratios["fanout"]["metrics/bare"]
     assert "20.cpu_ms_per_broadcast" in ratios["fanout"]["metrics/ours"]
-    header = "| figure | bare | ours | metrics | ours/bare | metrics/bare | metrics/ours |"
+    header = (
+        "| figure | bare | ours | metrics | bare2 | ours/bare | metrics/bare | metrics/ours |"
+        " bare2/bare |"
+    )
     assert (tmp_path / "latest.md").read_text().count(header) == 2
 
 
@@ -93,7 +98,46 @@ async def test_benchmarks_metrics_skipped_without_prometheus(
     report = await run.main(argv)
     assert "subject metrics: skipped, prometheus-client is not installed" in capsys.readouterr().out
     assert report["meta"]["skipped_subjects"] == ["metrics"]
-    assert set(report["results"]["echo"]) == {"bare"}
+    assert set(report["results"]["echo"]) == {"bare", "bare2"}
+
+
+def test_benchmarks_instruction_count_smoke(tmp_path: Path) -> None:
+    """`--meter instructions` runs the servers under callgrind and counts what echo costs, with
+    the A/A check (a second bare server) beside the ratio; the scenarios it does not count are
+    skipped with the reason. Skips without valgrind, except in CI, where that fails."""
+    if shutil.which("valgrind") is None:
+        reason = "valgrind is not installed: no instruction counts"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; CI=true, where it is installed")
+        pytest.skip(reason)
+    command = [
+        sys.executable, "-m", "benchmarks.run", "--smoke", "--meter", "instructions",
+        "--scenarios", "echo,idle", "--subjects", "bare,ours", "--out", str(tmp_path),
+    ]  # fmt: skip
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert report["meta"]["meter"] == "instructions"
+    assert "idle" in report["meta"]["skipped_scenarios"]
+    echo = report["results"]["echo"]
+    assert set(echo) == {"bare", "ours", "bare2"}
+    for subject in echo.values():
+        # thousands of instructions per round trip: a Python server runs tens of thousands
+        assert subject["cpu_us_per_round_trip"] > 10
+    targets = {c["target"] for c in report["checks"]}
+    assert "echo: instructions per round trip, A/A: |bare2/bare - 1|" in targets
+    assert "Meter: **instructions**" in (tmp_path / "latest.md").read_text()
+
+
+def test_callgrind_totals_are_read_from_a_dump(tmp_path: Path) -> None:
+    from benchmarks.instructions import totals
+
+    dump = tmp_path / "bare.123.1"
+    dump.write_text("version: 1\ncmd: python\nevents: Ir\nfl=x\nfn=y\n3 10\ntotals: 123456\n")
+    assert totals(dump) == 123456
+    (tmp_path / "empty").write_text("events: Ir\n")
+    with pytest.raises(ValueError, match="no totals"):
+        totals(tmp_path / "empty")
 
 
 def run_with_redis(scenario: str, out: Path, timeout: float) -> dict[str, Any]:
