@@ -22,7 +22,7 @@ class Inbox:
     costs about 600 bytes, which thousands of idle sockets would pay for nothing.
     """
 
-    __slots__ = ("_final", "_getters", "_items", "_meter", "_putter", "bytes", "maxsize")
+    __slots__ = ("_final", "_getters", "_items", "_meter", "_putter", "bytes", "idle", "maxsize")
 
     def __init__(self, maxsize: int, meter: Meter | None = None) -> None:
         self.maxsize = maxsize
@@ -32,6 +32,10 @@ class Inbox:
         self._final: Message | None = None
         self._getters: list[asyncio.Future[None]] = []
         self._putter: asyncio.Future[None] | None = None
+        self.idle = True
+        """Nothing queued and not finished: a ``get`` would wait (read-only outside this
+        class). Kept up to date wherever the queue or the final message change, rather than
+        computed, because the reader looks at it once per message (aio/reader.py)."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -40,10 +44,6 @@ class Inbox:
     def finished(self) -> bool:
         """Whether the final message has been set."""
         return self._final is not None
-
-    def idle(self) -> bool:
-        """Nothing queued and not finished: a ``get`` would wait."""
-        return not self._items and self._final is None
 
     def awaited(self) -> bool:
         """Whether someone waits in ``get``."""
@@ -56,6 +56,7 @@ class Inbox:
     def put_nowait(self, message: Message, size: int = 0) -> None:
         """Add a message, ignoring the bound (the caller checked ``full()``)."""
         self._items.append((message, size))
+        self.idle = False
         self.bytes += size
         self._meter.inbox += size
         self._wake_getter()
@@ -65,6 +66,7 @@ class Inbox:
         self._meter.inbox -= self.bytes
         self.bytes = 0
         self._items.clear()
+        self.idle = self._final is None
 
     async def put(self, message: Message, size: int = 0) -> None:
         """Add a message once there is room (or return at once when finished)."""
@@ -82,6 +84,7 @@ class Inbox:
         if self._final is not None:
             return False
         self._final = message
+        self.idle = False
         while self._getters:
             self._wake_getter()
         if self._putter is not None and not self._putter.done():
@@ -101,6 +104,7 @@ class Inbox:
                 raise
         if self._items:
             message, size = self._items.pop(0)
+            self.idle = not self._items and self._final is None
             self.bytes -= size
             self._meter.inbox -= size
             if self._putter is not None and not self._putter.done():

@@ -27,28 +27,27 @@ class Attended(Protocol):
 class ReaderWatch:
     """Readers whose app may not be back in ``receive()``, looked at by one timer."""
 
-    __slots__ = ("_timer", "discard", "unread")
+    __slots__ = ("armed", "discard", "unread")
 
     def __init__(self) -> None:
         self.unread: set[Attended] = set()
-        self._timer: asyncio.TimerHandle | None = None
+        """The readers to look at when the timer fires (read-only outside this class)."""
+        self.armed: asyncio.TimerHandle | None = None
+        """The pending check's timer, if one is armed (read-only outside this class): a plain
+        attribute, so that a reader can see without a call that ``add`` would only need the
+        set's ``add`` (aio/reader.py, once per message)."""
         self.discard: Callable[[Attended], None] = self.unread.discard
         """``reader``'s app is back in ``receive()`` (or its socket is gone): the set's own
         method, as it runs once per message."""
 
-    @property
-    def armed(self) -> asyncio.TimerHandle | None:
-        """The pending check's timer, if one is armed."""
-        return self._timer
-
     def add(self, reader: Attended) -> None:
         """``reader``'s app got a message and may not come back to ``receive()`` soon."""
         self.unread.add(reader)
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(READER_CHECK_DELAY, self._check)
+        if self.armed is None:
+            self.armed = asyncio.get_running_loop().call_later(READER_CHECK_DELAY, self._check)
 
     def _check(self) -> None:
-        self._timer = None
+        self.armed = None
         pending = list(self.unread)
         self.unread.clear()
         for reader in pending:

@@ -21,6 +21,9 @@ from typing import Any
 
 from starlette.types import Message, Send
 
+DONE: Any = object()
+"""What stepping a write returns when the write has completed (``next``'s default)."""
+
 
 class Resume:
     """Awaitable that continues a coroutine the gate already stepped once by hand.
@@ -70,9 +73,10 @@ def start(send: Send, message: Message) -> Resume | None:
     Whatever the server raises while taking the frame is raised here.
     """
     step = send(message).__await__()
-    try:
-        yielded = step.send(None)
-    except StopIteration:
+    # ``next`` with a default, not ``send(None)`` (the same step): a write that completes then
+    # returns the default instead of raising StopIteration, which costs more than the step.
+    yielded = next(step, DONE)
+    if yielded is DONE:
         return None
     return Resume(step, yielded)
 
