@@ -3,8 +3,10 @@
 CPU time on a shared machine swings by tens of percent from run to run; the number of instructions
 a server executes for the same work hardly moves (the A/A check, bare against a second bare
 server, shows by how much). With ``--meter instructions`` every server runs under ``valgrind
---tool=callgrind`` with counting off while it starts; counting is switched on once it listens,
-and each ``Server.cpu()`` reads the instructions counted so far (``callgrind_control --dump``).
+--tool=callgrind`` with counting off. The scenarios read ``Server.cpu()`` in pairs around the
+work they measure: the first of a pair switches counting on, the second reads what was counted
+(``callgrind_control --dump``) and switches it off again, so the rest of a scenario (opening and
+closing thousands of sockets) runs at valgrind's uninstrumented pace.
 
 The figures keep their names: with this meter ``Server.cpu()`` answers in giga-instructions, so a
 ``cpu_us_...`` figure is thousands of instructions and a ``cpu_ms_...`` figure millions. Valgrind
@@ -53,21 +55,26 @@ def control(pid: int, *args: str) -> None:
 
 
 class Count:
-    """The instructions one server process has executed since counting was switched on."""
+    """The instructions one server process executed while counting was on."""
 
     def __init__(self, pid: int, out_dir: Path, subject: str) -> None:
         self.pid = pid
         self.pattern = str(out_dir / f"{subject}.{pid}.*")
         self.read: set[str] = set()
         self.total = 0
-
-    def switch_on(self) -> None:
-        control(self.pid, "--instr=on")
-        control(self.pid, "--zero")
+        self.counting = False
 
     def now(self) -> int:
-        """Dump the counts since the last dump and add them up: the total so far."""
+        """The instructions counted so far; switches counting on if it was off (the start of a
+        measured window), else off (its end)."""
+        if not self.counting:
+            control(self.pid, "--zero")
+            control(self.pid, "--instr=on")
+            self.counting = True
+            return self.total
         control(self.pid, "--dump")
+        control(self.pid, "--instr=off")
+        self.counting = False
         for path in sorted(set(glob.glob(self.pattern)) - self.read, key=os.path.getmtime):
             self.read.add(path)
             self.total += totals(Path(path))

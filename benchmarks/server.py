@@ -111,7 +111,6 @@ class Server:
             time.sleep(0.05)
         if CALLGRIND is not None:
             self._count = instructions.Count(self.process.pid, CALLGRIND, self.subject)
-            self._count.switch_on()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,7 +124,8 @@ class Server:
 
     def cpu(self) -> float:
         """CPU seconds the process has used, all threads, from schedstat (nanoseconds); under
-        ``--meter instructions``, giga-instructions counted since it listens."""
+        ``--meter instructions``, giga-instructions counted in the windows between pairs of
+        calls (see benchmarks/instructions.py)."""
         if self._count is not None:
             return self._count.now() / 1e9
         return process_cpu(self.pid)
