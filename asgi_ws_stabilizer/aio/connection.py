@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -28,6 +27,7 @@ from starlette.types import Message, Receive, Send
 
 from ..codes import CLOSE_TIMEOUT, CloseCode
 from ..core.heartbeat import HeartbeatState
+from ..core.ids import new_ids
 from ..core.memory import ConnectionData
 from ..core.messages import payload_size
 from ..core.state import State, allowed
@@ -52,11 +52,6 @@ SEND_TIMED_OUT = (int(CloseCode.TRY_AGAIN_LATER), "slow consumer: send timed out
 
 async def _ready(message: Message) -> Message:
     return message
-
-
-def new_id() -> str:
-    """A fresh random id (connection and generated client ids)."""
-    return secrets.token_hex(8)
 
 
 class Connection(Reader):
@@ -114,9 +109,8 @@ class Connection(Reader):
         self.server_send = send
         """The server's ``send``."""
         self._connect_message: Message | None = connect_message
-        self.connection_id = new_id()
-        self.client_id = client_id if client_id is not None else new_id()
-        self.session_id = new_id()
+        self.connection_id, generated, self.session_id = new_ids()
+        self.client_id = client_id if client_id is not None else generated
         self.remote_ip = remote_ip
         self.path: str = scope.get("path", "")
         self.state = State.CONNECTING

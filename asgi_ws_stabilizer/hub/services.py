@@ -190,7 +190,8 @@ class Services:
     def opened(self, connection: Connection) -> list[Message]:
         """Report the accept; the session frame and replay of an opted-in socket."""
         self.events.opened(
-            connection.log,
+            self.log,  # with connection_id as a field: no log bound per socket for one event
+            connection_id=connection.connection_id,
             client_id=connection.client_id,
             remote_ip=connection.remote_ip,
             path=connection.path,
@@ -231,7 +232,8 @@ class Services:
             return
         code = connection.close_code if connection.close_code is not None else 1006
         self.events.closed(
-            connection.log,
+            self.log,
+            connection_id=connection.connection_id,
             code=code,
             closed_by=connection.closed_by,
             traffic=connection.traffic,

@@ -20,12 +20,13 @@ from collections.abc import Sequence
 
 from starlette.types import Message
 
-from ..aio.connection import Connection, new_id
+from ..aio.connection import Connection
 from ..aio.outbox import deliver
 from ..backends.shared import Attached, Held, SharedSessions
 from ..codes import CloseCode
 from ..config.settings import StabilizerSettings
 from ..core.admission import Handshake
+from ..core.ids import new_id
 from ..core.messages import Frame
 from ..core.registry import Registry
 from ..observe.events import Events

@@ -1,0 +1,17 @@
+"""Random ids: connection ids, generated client ids and session ids (16 hex digits each)."""
+
+from __future__ import annotations
+
+import secrets
+
+
+def new_id() -> str:
+    """A fresh random id (16 hex digits)."""
+    return secrets.token_hex(8)
+
+
+def new_ids() -> tuple[str, str, str]:
+    """Three fresh random ids (connection, generated client, session): one read of the OS's
+    random source instead of three, as every socket needs all three."""
+    raw = secrets.token_hex(24)
+    return raw[:16], raw[16:32], raw[32:]
