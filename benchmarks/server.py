@@ -98,7 +98,11 @@ class Server:
             "--timeout-graceful-shutdown", "5", *self.args,
         ]  # fmt: skip
         if CALLGRIND is not None:
-            command = instructions.wrap(command, CALLGRIND, self.subject)
+            # uvicorn's protocol pings off: how many would fall into a measured window depends
+            # on how long the slowed server takes, not on the work measured.
+            command = instructions.wrap(
+                [*command, "--ws-ping-interval", "0"], CALLGRIND, self.subject
+            )
         if can_pin():
             command = ["taskset", "-c", str(SERVER_CORE), *command]
         self.process = subprocess.Popen(command, cwd=root, env=env)

@@ -170,7 +170,10 @@ def test_benchmarks_cluster_smoke(tmp_path: Path) -> None:
         assert cluster[mode]["latency"]["missing"] == 0, mode
     assert cluster["cluster"]["workers"] == 3
     assert cluster["cluster"]["redis_cpu_us_per_delivered"] >= 0
-    assert all(c["holds"] for c in report["checks"]), report["checks"]
+    # Nothing lost is checked at any size; the speed targets are figures of a full run.
+    lost = [c for c in report["checks"] if c["unit"] == "messages"]
+    assert len(lost) == 2
+    assert all(c["holds"] for c in lost), lost
     assert "| figure | memory | cluster | cluster/memory |" in (tmp_path / "latest.md").read_text()
 
 
