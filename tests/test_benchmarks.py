@@ -196,3 +196,18 @@ def test_benchmarks_resume_smoke(tmp_path: Path) -> None:
     assert replay["missed_total"] == 0
     assert all(c["holds"] for c in report["checks"]), report["checks"]
     assert "| figure | plain | opted_in | opted_in/plain |" in (tmp_path / "latest.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("what", "subject", "log"), [("echo", "ours", "json"), ("churn", "ours", "console")]
+)
+def test_in_process_measurement_runs(what: str, subject: str, log: str) -> None:
+    """`python -m benchmarks.inprocess` drives the app with no sockets and says what a unit
+    cost (no figure is asserted)."""
+    command = [sys.executable, "-m", "benchmarks.inprocess", what, subject, "300", "--log", log]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WS_STABILIZER_")}
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    unit = "round trip" if what == "echo" else "connect + close"
+    assert f"{subject} {what} (log {log}):" in run.stdout
+    assert f"us CPU per {unit}" in run.stdout
