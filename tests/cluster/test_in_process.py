@@ -30,6 +30,13 @@ async def connected(*hubs: Hub) -> None:
     await until(lambda: all(backend(h)["state"] == "connected" for h in hubs), "connected", t(5))
 
 
+async def started(*hubs: Hub) -> None:
+    """Start every hub, then wait until each one's backend is connected."""
+    for hub in hubs:
+        await hub.start()
+    await connected(*hubs)
+
+
 @pytest.fixture
 async def hubs(redis_server: RedisServer) -> AsyncIterator[Callable[..., Hub]]:
     """``make(**settings)``: a started hub on the private Redis; all stopped after the test."""
@@ -63,9 +70,7 @@ async def test_sends_reach_both_hubs_once_with_exclusions_and_cluster_counts(
     """Broadcast, publish, send_to and close from one hub reach the matching sockets of both,
     each once; ``exclude`` works across hubs; the counts are the cluster's."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     on_a = [await serve(a, query=f"client_id=c{i}") for i in range(2)]
     on_b = [await serve(b, query=f"client_id=c{i}") for i in range(2)]
     await on_a[0].handle.join("room")
@@ -97,9 +102,7 @@ async def test_presence_spans_hubs_and_a_stopped_hub_leaves_at_once(
     """Both hubs report the same cluster-wide presence; a hub that stops takes its sockets out
     of presence at once, and leaves no keys."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     on_a = [await serve(a, query="client_id=alice"), await serve(a, query="client_id=bob")]
     on_b = [await serve(b, query="client_id=alice")]
     await on_a[1].handle.join("g")
@@ -173,9 +176,7 @@ async def test_killed_connections_repeat_nothing(
     """Every Redis connection killed while 300 sends flow: each socket gets each message once,
     in order (a batch whose reply was lost is settled against the bus, not run again)."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     sockets = [await serve(a, query="client_id=x"), await serve(b, query="client_id=y")]
 
     async def send_all() -> None:
@@ -202,9 +203,7 @@ async def test_the_bus_tells_a_writer_its_last_send(
     """``last_pseq`` finds a process's newest send in the bus, past other processes' entries
     and across pages; 0 for a process that sent nothing."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     for i in range(5):
         await a.broadcast(f"a{i}")
     for i in range(1500):  # more than a page of someone else's entries on top

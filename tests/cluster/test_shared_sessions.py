@@ -16,7 +16,7 @@ from asgi_ws_stabilizer import ConnectionGoneError, Hub, StabilizerMiddleware
 from ..flow.fakes import FakeSocket, Probe, finish, holding_app
 from ..timing import t, until
 from .redis_server import RedisServer
-from .test_in_process import connected, hubs
+from .test_in_process import connected, hubs, started
 
 __all__ = ["hubs"]  # the fixture (two hubs on the test's private Redis), used by name
 
@@ -55,9 +55,7 @@ async def test_resume_on_another_hub_replays_what_was_sent_while_away(
     """Messages on hub A, the client leaves, hub B publishes more; it resumes on B with the rest
     replayed once, in order, and its client id, user data and groups back."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     first = Client(a, "_stabilizer=1&client_id=alice")
     session = await first.session()
     (connection,) = list(a.registry)
@@ -97,9 +95,7 @@ async def test_app_sends_and_hub_sends_share_one_numbering(hubs: Callable[..., H
     """The app's own sends on a resumable socket are numbered with the hub's: a resume with any
     count gets exactly the rest."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     first = Client(a, "_stabilizer=1&client_id=bob")
     session = await first.session()
     (connection,) = list(a.registry)
@@ -125,9 +121,7 @@ async def test_one_token_resumes_once_across_hubs(hubs: Callable[..., Hub]) -> N
     """The same token on two hubs at once: one resumes, the other gets token_spent and a fresh
     session with nothing of the old one."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     first = Client(a, "_stabilizer=1&client_id=carol")
     session = await first.session()
     (connection,) = list(a.registry)
@@ -150,9 +144,7 @@ async def test_missed_is_exact_with_a_small_buffer_across_hubs(hubs: Callable[..
     """50 messages of 100 bytes while away, a 1,000-byte buffer: the newest 10 are replayed and
     the 40 before them counted as missed; a second resume continues the numbering."""
     a, b = hubs(resume_buffer_size=1000), hubs(resume_buffer_size=1000)
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     first = Client(a, "_stabilizer=1&client_id=dave")
     session = await first.session()
     await first.end()
@@ -179,9 +171,7 @@ async def test_a_half_open_socket_on_the_other_hub_is_closed_4409(
     """The old socket still registered on A, the client resumes on B: A closes the old one with
     4409, and every message reaches the client once over the two sockets."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     old = Client(a, "_stabilizer=1&client_id=erin")
     session = await old.session()
     for i in range(3):
@@ -203,9 +193,7 @@ async def test_user_data_is_stored_within_a_second(hubs: Callable[..., Hub]) -> 
     """A change to user_data on a live socket reaches Redis within USER_DATA_EVERY: a resume
     elsewhere after the process was lost gets it."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     first = Client(a, "_stabilizer=1&client_id=fay")
     session = await first.session()
     (connection,) = list(a.registry)
@@ -228,9 +216,7 @@ async def test_a_redis_restart_keeps_live_sockets_counting(
     """Redis restarts with its data gone: a live socket keeps its numbering (a resume after it
     replays exactly what came after its count); a session only Redis knew is unknown."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     away = Client(a, "_stabilizer=1&client_id=gone")
     away_session = await away.session()
     await away.end()

@@ -18,7 +18,7 @@ from asgi_ws_stabilizer.core.messages import Frame, encode
 from ..flow.test_hub import refusal
 from ..timing import t, until
 from .redis_server import RedisServer
-from .test_in_process import connected
+from .test_in_process import connected, started
 from .test_shared_sessions import Client, hubs, resume_query
 
 __all__ = ["hubs"]  # the fixture, used by name
@@ -58,9 +58,7 @@ async def test_a_left_group_stops_reaching_the_session(hubs: Callable[..., Hub])
     """Leaving a group leaves it in Redis too: a later group send is neither delivered nor
     kept for the replay; binary frames are replayed as bytes."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     first = Client(a, "_stabilizer=1&client_id=kim")
     session = await first.session()
     (connection,) = list(a.registry)
@@ -190,9 +188,7 @@ async def test_sends_made_while_redis_did_not_know_a_session_are_caught_up(
     the session again and catches up: the socket gets the message, numbered on, and a resume
     elsewhere afterwards replays exactly what came after its count."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     client = Client(a, "_stabilizer=1&client_id=kid")
     session = await client.session()
     await b.send_to("kid", "m0")
@@ -224,9 +220,7 @@ async def test_a_drain_stores_user_data_before_it_tells_clients_to_go(
     """A change to user_data just before a drain is in Redis by the time the drain frame goes
     out (no waiting for the periodic check): the client resumes elsewhere with it."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     client = Client(a, "_stabilizer=1&client_id=ola")
     await client.session()
     (connection,) = list(a.registry)
@@ -256,9 +250,7 @@ async def test_user_data_that_cannot_be_stored_keeps_the_last_stored(
     at all: the last stored data stays, the socket is told once in the log, and the hub's
     periodic save goes on for the others."""
     a, b = hubs(), hubs()
-    await a.start()
-    await b.start()
-    await connected(a, b)
+    await started(a, b)
     odd = Client(a, "_stabilizer=1&client_id=pat")
     odd_session = await odd.session()
     fine = Client(a, "_stabilizer=1&client_id=quinn")
