@@ -207,7 +207,8 @@ class Hub:
         self.services.stop()
         await self.backend.aclose()
         self._backend_started = False
-        self.sample()
+        if self.events.sampling:
+            self.sample()  # the last copy for the metrics
         self.events.stopped()
 
     async def drain(

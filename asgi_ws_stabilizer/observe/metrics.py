@@ -60,18 +60,10 @@ def metrics_route(path: str = "/metrics") -> Route:
         module = _prometheus()
     except ImportError as exc:
         raise ImportError(f"metrics_route() needs prometheus-client: {EXTRA} ({exc})") from exc
-    client = importlib.import_module("prometheus_client")
-    multiprocess = importlib.import_module("prometheus_client.multiprocess")
 
     def metrics(request: Request) -> Response:
-        directory = module.multiprocess_dir()
-        if directory:
-            module.forget_dead_processes()
-            registry = client.CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry, path=directory)
-        else:
-            registry = client.REGISTRY
-        return Response(client.generate_latest(registry), media_type=client.CONTENT_TYPE_LATEST)
+        body, content_type = module.exposition()
+        return Response(body, media_type=content_type)
 
     return Route(path, metrics, methods=["GET"], include_in_schema=False)
 

@@ -31,8 +31,16 @@ from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
-from prometheus_client.multiprocess import mark_process_dead
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from ..codes import CloseCode
 from ..core.admission import REFUSAL_REASONS
@@ -234,15 +242,26 @@ def forget_dead_processes() -> list[int]:
     directory = multiprocess_dir()
     if not directory:
         return []
-    dead: set[int] = set()
-    for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
-        found = _LIVE_FILE.search(os.path.basename(path))
-        if found is not None and not _alive(int(found.group(1))):
-            dead.add(int(found.group(1)))
-    for pid in sorted(dead):
+    names = (os.path.basename(p) for p in glob.glob(os.path.join(directory, "gauge_live*.db")))
+    pids = {int(found.group(1)) for found in map(_LIVE_FILE.search, names) if found is not None}
+    dead = sorted(pid for pid in pids if not _alive(pid))
+    for pid in dead:
         with contextlib.suppress(FileNotFoundError):  # another worker removed it first
             _forget(pid, directory)
-    return sorted(dead)
+    return dead
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus's text format, and its content type. In multiprocess mode the
+    sum of every worker's files (the live gauges of dead workers forgotten first), so that a
+    scrape of any worker answers for all of them; else this process's default registry."""
+    directory = multiprocess_dir()
+    if not directory:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    forget_dead_processes()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 def _forget(pid: int, directory: str) -> None:
