@@ -12,7 +12,7 @@ import os
 import shutil
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -27,6 +27,14 @@ _UVICORN_WS = {
     "uvicorn-websockets": "websockets",
     "uvicorn-wsproto": "wsproto",
 }
+
+
+def written(log: IO[Any]) -> str:
+    """What a process we started has written so far to ``log``, its output file. Read with
+    ``pread``: the file offset, which the process's own writes share, stays where it is (after a
+    seek, its next writes could land over the start)."""
+    fd = log.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
 
 def require_program(name: str, needed_for: str) -> str:

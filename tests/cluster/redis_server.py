@@ -20,7 +20,7 @@ import redis
 
 from benchmarks.server import end_process
 
-from ..servers import require_program
+from ..servers import require_program, written
 from ..timing import t
 
 SHARED_PORT = 6379
@@ -132,11 +132,7 @@ class RedisServer:
 
     def output(self) -> str:
         """What redis-server logged since its last start."""
-        if self._log is None:
-            return ""
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read()
+        return "" if self._log is None else written(self._log)
 
     def close(self) -> None:
         """Stop, and drop the log."""

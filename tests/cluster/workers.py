@@ -23,7 +23,7 @@ import httpx
 
 from benchmarks.server import end_process
 
-from ..servers import free_port
+from ..servers import free_port, written
 from ..timing import t
 from .waits import eventually
 
@@ -70,11 +70,7 @@ class Worker:
 
     def output(self) -> str:
         """Everything the process wrote so far (stdout and stderr)."""
-        if self.log.closed:
-            return ""
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()
+        return "" if self.log.closed else written(self.log)
 
 
 def spawn(name: str, env: Mapping[str, str], port: int | None = None, app: str = APP) -> Worker:

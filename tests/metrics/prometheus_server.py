@@ -15,7 +15,7 @@ import httpx
 
 from benchmarks.server import end_process
 
-from ..servers import free_port, require_program
+from ..servers import free_port, require_program, written
 from ..timing import t
 
 SCRAPE_EVERY = "1s"
@@ -107,11 +107,7 @@ class PrometheusServer:
         return float(rows[0]["value"][1]) if rows else None
 
     def output(self) -> str:
-        if self._log is None or self._log.closed:
-            return ""
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read()[-3000:]
+        return "" if self._log is None or self._log.closed else written(self._log)[-3000:]
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from benchmarks.server import end_process
 
 from ..conftest import client
-from ..servers import StalledReader, free_port, wait_for_port
+from ..servers import StalledReader, free_port, wait_for_port, written
 from ..timing import t
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,7 +269,5 @@ async def test_a_long_block_is_reported_while_it_lasts() -> None:
 
 
 def read_log(process: subprocess.Popen[str]) -> str:
-    """What the server wrote so far, read while it runs (``pread``: the file offset, which the
-    server's writes share, stays where it is)."""
-    fd = _logs[process.pid].fileno()
-    return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+    """What the server wrote so far, read while it runs."""
+    return written(_logs[process.pid])
