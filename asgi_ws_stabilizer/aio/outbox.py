@@ -15,17 +15,22 @@ from ..core.messages import Frame
 from ..core.state import State
 from .connection import Connection
 
+OPEN = State.OPEN
+QUEUED = Delivery.QUEUED
+# Bound to plain names: they are compared for every socket of every fan-out, where an enum
+# member lookup costs many times a global's.
+
 
 def deliver(connection: Connection, frame: Frame, limit: int | None) -> Delivery:
     """Queue a hub frame for ``connection`` without waiting, applying the slow-consumer policy
     (``limit`` is ``max_send_queue``, read once per fan-out)."""
     gate = connection.gate
     session = connection.session
-    if not gate.open or connection.state is not State.OPEN:
+    if gate.close_code is not None or gate.gone or connection.state is not OPEN:
         if session is not None and session.connection_id == connection.connection_id:
             session.keep(frame.message, frame.size)  # for the client's resume
         return Delivery.SKIPPED
-    outcome = Delivery.QUEUED
+    outcome = QUEUED
     if limit is not None and gate.queued_bytes + frame.size > limit:
         policy = connection.port.settings.slow_consumer_policy
         action, needed = on_overflow(
@@ -50,9 +55,11 @@ def deliver(connection: Connection, frame: Frame, limit: int | None) -> Delivery
     if session is not None:
         session.record(frame.message, frame.size)
     gate.send_nowait(frame.message, frame.size, droppable=True)
-    connection.traffic.messages_out += 1
-    connection.traffic.bytes_out += frame.size
-    connection.port.grew()
+    traffic = connection.traffic
+    traffic.messages_out += 1
+    traffic.bytes_out += frame.size
+    if gate.queued_bytes:  # held in the outbox (a frame written at once holds nothing)
+        connection.port.grew()
     return outcome
 
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from ..aio.connection import Connection
 from ..aio.outbox import deliver
 from ..config.settings import StabilizerSettings
-from ..core.delivery import BroadcastResult, Target
+from ..core.delivery import BroadcastResult, Delivery, Target
 from ..core.messages import Frame
 from ..core.registry import Registry
 from ..core.state import State
@@ -35,6 +35,10 @@ from .services import Services
 
 SEND_KINDS = {"all": "broadcast", "group": "publish", "client": "send_to"}
 """The hub send that makes each kind of target (the metrics' ``kind`` label)."""
+
+OPEN = State.OPEN
+QUEUED = Delivery.QUEUED
+# Plain names: compared for every socket of every fan-out (an enum member lookup costs more).
 
 
 class Messaging:
@@ -102,6 +106,7 @@ class Messaging:
         limit = self._settings.max_send_queue
         reached: set[int] = set()  # ids of the sessions reached
         step = max(1, -(-len(targets) // self._settings.num_shards))
+        queued = 0  # the common outcome, added up here rather than by result.count
         for start in range(0, len(targets), step):
             if start:
                 await asyncio.sleep(0)
@@ -118,11 +123,17 @@ class Messaging:
                             session, frame, excluded, result, limit, keep=not held_back
                         )
                     continue
-                if connection.state is not State.OPEN:
+                if connection.state is not OPEN:
                     continue
                 if excluded and _excludes(excluded, connection):
                     continue
-                result.count(deliver(connection, frame, limit))
+                outcome = deliver(connection, frame, limit)
+                if outcome is QUEUED:
+                    queued += 1
+                else:
+                    result.count(outcome)
+        result.targeted += queued
+        result.queued += queued
         for session in away:
             if id(session) in reached or (excluded and session.client_id in excluded):
                 continue
@@ -144,7 +155,7 @@ class Messaging:
         frame for its replay when ``keep``."""
         socket_id = session.connection_id
         current = self._registry.get(socket_id) if socket_id is not None else None
-        if current is not None and current.state is State.OPEN:
+        if current is not None and current.state is OPEN:
             if excluded and _excludes(excluded, current):
                 return
             result.count(deliver(current, frame, limit))
