@@ -44,7 +44,8 @@ from .reader import Reader
 SEND_BURST = 32
 """Writes that complete without waiting before an app's send yields to the event loop once."""
 
-CONNECTING, REFUSED = State.CONNECTING, State.REFUSED  # per message: State.X is a slow lookup
+# Per message: State.X is a slow lookup.
+CONNECTING, OPEN, REFUSED = State.CONNECTING, State.OPEN, State.REFUSED
 
 SEND_TIMED_OUT = (int(CloseCode.TRY_AGAIN_LATER), "slow consumer: send timed out")
 """The close of a socket whose write did not finish within ``send_timeout``."""
@@ -177,11 +178,13 @@ class Connection(Reader):
     def receive(self) -> Awaitable[Message]:
         """The app's ``receive``: the awaitable of whoever reads now (no coroutine of its own
         around it, so a message costs no extra frame)."""
+        state = self.state
         message = self._connect_message
+        if state is OPEN and message is None:
+            return self.read()  # the common case first: this runs once per message
         if message is not None:
             self._connect_message = None
             return _ready(message)
-        state = self.state
         if state is CONNECTING or state is REFUSED:
             return self._receive()
         return self.read()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -26,7 +27,7 @@ from starlette.types import Message, Receive
 from ..codes import CloseCode
 from ..config.settings import StabilizerSettings
 from ..core.heartbeat import HeartbeatState
-from ..core.inbound import DATA, PING, PONG, RATE_LIMITED, TOO_BIG, InboundRules
+from ..core.inbound import DATA, PING, PONG, RATE_LIMITED, TOO_BIG, Inbound, InboundRules
 from ..core.ratelimit import TokenBucket
 from ..observe.events import Events
 from ..observe.log import EventLog
@@ -51,6 +52,14 @@ else:
     # Python code around one lookup in this dict (the C tasks' own, bound to this name when
     # asyncio.tasks is imported): doing the lookup itself saves a call per message.
     running_task = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+
+
+def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """``loop.time``, or the same clock without its Python frame: asyncio's own loops define
+    ``time()`` as ``time.monotonic()`` (read once per inbound message)."""
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
 
 
 class ReaderServices(Protocol):
@@ -83,6 +92,7 @@ class Reader(ABC):
         "_bucket",
         "_interrupted",
         "_loop",
+        "_now",
         "_pump_task",
         "_task",
         "last_active",
@@ -104,8 +114,9 @@ class Reader(ABC):
 
     def _start_reader(self) -> None:
         """Set up the reading side (from the connection's ``__init__``)."""
-        self._loop = asyncio.get_running_loop()
-        self.last_active = self._loop.time()
+        self._loop = loop = asyncio.get_running_loop()
+        self._now = loop_clock(loop)
+        self.last_active = self._now()
         """When the client last sent data (loop time), for ``memory_eviction_policy="lru"``."""
         settings = self.port.settings
         self._bucket = (
@@ -197,38 +208,55 @@ class Reader(ABC):
             if kind == "websocket.disconnect":
                 self.peer_left(message)
             return -1
+        raw = self._now()
+        if self.beating:
+            return self._beating_inbound(message, raw)
+        what, size = self.port.rules.classify(
+            message, raw, self._bucket, False, self.close_code is not None
+        )
+        if what is DATA:
+            # _act's DATA branch, inlined: a socket without our heartbeat (the default) runs
+            # this once per message.
+            self.last_active = raw
+            traffic = self.traffic
+            traffic.messages_in += 1
+            traffic.bytes_in += size
+            return size
+        return self._act(what, size, raw)
+
+    def _beating_inbound(self, message: Message, raw: float) -> int:
+        """``inbound`` of a ``websocket.receive`` for a socket that gets our text heartbeat."""
         services = self.port
         heartbeat = self.heartbeat
-        raw = self._loop.time()
-        beating = self.beating
-        now = 0.0
-        if beating:
-            now = services.clock_at(raw)
-            if heartbeat.ping_sent_at is not None:
-                # A sign of life after our ping: the next ping is due an interval after it,
-                # not when the ping's timeout would have run out (with timeout > interval,
-                # pings would come every timeout, past a proxy's idle limit).
-                self.watch(now + heartbeat.interval)
-        rules = services.rules
-        what, size = rules.classify(
-            message, raw, self._bucket, beating, self.close_code is not None
+        now = services.clock_at(raw)
+        if heartbeat.ping_sent_at is not None:
+            # A sign of life after our ping: the next ping is due an interval after it,
+            # not when the ping's timeout would have run out (with timeout > interval,
+            # pings would come every timeout, past a proxy's idle limit).
+            self.watch(now + heartbeat.interval)
+        what, size = services.rules.classify(
+            message, raw, self._bucket, True, self.close_code is not None
         )
         if what is PONG:
             rtt = heartbeat.saw_pong(now)
             if rtt is not None:
                 services.events.rtt(rtt)
             return -1
-        if beating:
-            heartbeat.last_seen = now  # HeartbeatState.saw_frame, inlined: once per message
-            heartbeat.ping_sent_at = None
+        heartbeat.last_seen = now  # HeartbeatState.saw_frame, inlined: once per message
+        heartbeat.ping_sent_at = None
+        return self._act(what, size, raw)
+
+    def _act(self, what: Inbound, size: int, raw: float) -> int:
+        """Act on a classified ``websocket.receive`` (not a pong): the payload size for data."""
         if what is DATA:
             self.last_active = raw
             traffic = self.traffic
             traffic.messages_in += 1
             traffic.bytes_in += size
             return size
+        services = self.port
         if what is PING:
-            if not beating:
+            if not self.beating:
                 # A client that pings us speaks the text heartbeat: it gets ours too.
                 self.start_beating()
             # A pong is only queued while the outbox has room, and one waiting pong answers
@@ -249,7 +277,7 @@ class Reader(ABC):
             self.abort(CloseCode.RATE_LIMITED, "rate limit exceeded")
         elif what is TOO_BIG:
             self.last_active = raw
-            limit = rules.max_size
+            limit = services.rules.max_size
             services.events.oversized(self.log, size=size, limit=limit or 0)
             self.abort(
                 CloseCode.MESSAGE_TOO_BIG,
