@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable
+from types import MappingProxyType
 from typing import Any
 
 from starlette.types import Message, Receive, Send
@@ -44,6 +45,7 @@ from .reader import Reader
 SEND_BURST = 32
 """Writes that complete without waiting before an app's send yields to the event loop once."""
 
+ENDED_SCOPE: Any = MappingProxyType({})  # Connection.scope once it has given everything back
 # Per message: State.X is a slow lookup.
 CONNECTING, OPEN, REFUSED = State.CONNECTING, State.OPEN, State.REFUSED
 
@@ -336,6 +338,8 @@ class Connection(Reader):
         self.gate.abandon()
         self._finish()
         self.inbox.clear()
+        # Its state holds the app's handle, which holds us: no cycle for the collector to find.
+        self.scope = ENDED_SCOPE
 
     def peer_left(self, message: Message) -> None:
         """The server reported the disconnect in ``message``."""
@@ -350,8 +354,7 @@ class Connection(Reader):
     def _transport_failed(self, exc: BaseException) -> None:
         self.log.debug("transport_failed", error=type(exc).__name__)
         if self.gate.timed_out:
-            # Not the peer's doing as far as the server knows: the middleware ends it (and
-            # hands the server this close when the handler returns, see ``_end``).
+            # Not the peer's doing: the middleware ends it (runner.end hands over this close).
             self.mark_closing(*SEND_TIMED_OUT, "middleware")
             code, reason = SEND_TIMED_OUT
         else:

@@ -293,7 +293,13 @@ class Gate(Backlog):
         self._fail_queued(self._refuse)
 
     def abandon(self) -> None:
-        """Stop the writer and drop the backlog (teardown after the app has returned)."""
+        """Stop the writer and drop the backlog (teardown after the app has returned).
+
+        The connection is told nothing more: ``on_gone`` (a method of the connection, which
+        holds this gate) is let go, so that the two are freed as soon as neither is used,
+        without waiting for the garbage collector.
+        """
+        self._on_gone = _ignore
         self._fail_queued(self._refuse)
         if self._writer is not None:
             self._writer.cancel()
@@ -380,3 +386,7 @@ class Gate(Backlog):
     def _timed_out(self) -> None:
         # finish() calls this when send_timeout ran out, before it raises TimeoutError.
         self.timed_out = True
+
+
+def _ignore(exc: BaseException) -> None:
+    """``on_gone`` of an abandoned gate."""

@@ -68,23 +68,25 @@ class Meter:
 class UserData(dict[str, Any]):
     """A dict whose deep size is accounted against memory limits.
 
-    ``check(delta)`` is called before a write grows the total; it raises
-    ``MemoryLimitExceededError`` to refuse the write, which then stores nothing.
-    ``changed(delta)`` is told every change after it happened.
+    Subclasses say what the size means: ``_check(delta)`` is called before a write grows the
+    total and raises ``MemoryLimitExceededError`` to refuse the write, which then stores
+    nothing; ``_changed(delta)`` is told every change after it happened. (Methods, not
+    callbacks handed in: a dict holding its own bound methods is a reference cycle, which only
+    the garbage collector frees, once per connection.)
     """
 
-    __slots__ = ("_changed", "_check", "_sizes", "bytes")
+    __slots__ = ("_sizes", "bytes")
 
-    def __init__(
-        self,
-        check: Callable[[int], None],
-        changed: Callable[[int], None],
-    ) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._check = check
-        self._changed = changed
         self._sizes: dict[str, int] = {}
         self.bytes = 0
+
+    def _check(self, delta: int) -> None:
+        """Raise ``MemoryLimitExceededError`` if ``delta`` more bytes are too many."""
+
+    def _changed(self, delta: int) -> None:
+        """The total changed by ``delta``."""
 
     def _measure(self, key: str, value: Any) -> int:
         return deep_size(key) + deep_size(value)
@@ -181,7 +183,7 @@ class ConnectionData(UserData):
     def __init__(
         self, meter: Meter, limit: int | None, grew: Callable[[], None], owner: str
     ) -> None:
-        super().__init__(self._check_limit, self._account)
+        super().__init__()
         self._meter = meter
         self._limit = limit
         self._grew = grew
@@ -190,10 +192,10 @@ class ConnectionData(UserData):
         """Whether it counts against ``max_total_memory`` (until the connection is shed or
         gone)."""
 
-    def _check_limit(self, delta: int) -> None:
+    def _check(self, delta: int) -> None:
         check_total(self.bytes, delta, self._limit, f"user_data of connection {self._owner}")
 
-    def _account(self, delta: int) -> None:
+    def _changed(self, delta: int) -> None:
         if self.accounted:
             self._meter.user_data += delta
             if delta > 0:

@@ -112,7 +112,16 @@ class Ledger:
         self.changes.append(delta)
 
     def data(self) -> UserData:
-        return UserData(self.check, self.changed)
+        ledger = self
+
+        class Recorded(UserData):
+            def _check(self, delta: int) -> None:
+                ledger.check(delta)
+
+            def _changed(self, delta: int) -> None:
+                ledger.changed(delta)
+
+        return Recorded()
 
 
 def test_user_data_set_overwrite_and_delete_are_accounted() -> None:

@@ -1,0 +1,102 @@
+"""A connection that ends leaves no reference cycle: refcounting frees it at once.
+
+A cycle per connection (a connection's gate holding the connection's method, its user data
+holding its own methods, its scope holding the app's handle of it) is found only by the garbage
+collector: with thousands of sockets coming and going, its collections showed as a tenth of
+the CPU of a connect + close, and the memory waited for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from asgi_ws_stabilizer import Hub, StabilizerMiddleware
+
+
+@contextmanager
+def garbage() -> Iterator[list[Any]]:
+    """Everything unreachable that only the collector would free, while the block ran."""
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    found: list[Any] = []
+    try:
+        yield found
+        gc.collect()
+        found.extend(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+def ours(objects: list[Any]) -> list[str]:
+    return sorted(
+        {type(o).__qualname__ for o in objects if type(o).__module__.startswith("asgi_ws_")}
+    )
+
+
+async def test_ended_connections_leave_nothing_for_the_garbage_collector() -> None:
+    hub = Hub(heartbeat_interval=None)
+
+    async def chat(websocket: WebSocket) -> None:
+        await websocket.accept()
+        handle = websocket.state.stabilizer
+        handle.user_data["name"] = "x" * 50
+        await handle.join("room")
+        try:
+            while True:
+                await websocket.send_text(await websocket.receive_text())
+        except WebSocketDisconnect:
+            pass
+
+    app = StabilizerMiddleware(Starlette(routes=[WebSocketRoute("/ws", chat)]), hub=hub)
+    sent: list[str] = []
+
+    async def one() -> None:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for message in (
+            {"type": "websocket.connect"},
+            {"type": "websocket.receive", "text": "hello"},
+            {"type": "websocket.disconnect", "code": 1000},
+        ):
+            queue.put_nowait(message)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message["type"])
+
+        scope = {
+            "type": "websocket",
+            "path": "/ws",
+            "raw_path": b"/ws",
+            "query_string": b"",
+            "headers": [(b"host", b"test")],
+            "client": ("127.0.0.1", 1234),
+            "server": ("127.0.0.1", 80),
+            "scheme": "ws",
+            "subprotocols": [],
+            "asgi": {"version": "3.0"},
+            "state": {},
+        }
+        await app(scope, queue.get, send)
+
+    await hub.start()
+    try:
+        await one()  # the first one sets up what every later connection shares
+        with garbage() as found:
+            for _ in range(20):
+                await one()
+            await hub.broadcast("after")  # nobody left to reach
+        assert hub.connection_count == 0
+        assert sent.count("websocket.accept") == 21
+        assert ours(found) == [], f"cycles left by ended connections: {ours(found)}"
+    finally:
+        await hub.stop()
