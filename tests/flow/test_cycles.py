@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware
@@ -70,7 +71,7 @@ async def test_ended_connections_leave_nothing_for_the_garbage_collector() -> No
         ):
             queue.put_nowait(message)
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: Message) -> None:
             sent.append(message["type"])
 
         scope = {
