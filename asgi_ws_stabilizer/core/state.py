@@ -20,6 +20,10 @@ class State(Enum):
     CLOSED = "closed"
     REFUSED = "refused"
 
+    # Members are singletons compared by identity, so hashing by identity agrees with ``==``;
+    # Enum's own ``__hash__`` is Python code, run for every transition (``allowed``).
+    __hash__ = object.__hash__
+
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.CONNECTING: frozenset({State.OPEN, State.REFUSED, State.CLOSED}),
