@@ -102,7 +102,11 @@ class StabilizerMiddleware:
             await _refuse_to_start(hub, scope, receive, send)
             return
         if kind == "websocket":
-            await self._websocket(hub, scope, receive, send)
+            # Admitted in a coroutine of its own that has returned before the app runs: its
+            # locals (the handshake, the connect message) are not kept for the socket's life.
+            connection = await self._admit(hub, scope, receive, send)
+            if connection is not None:
+                await run(connection, self.app)
         elif kind == "lifespan":
             await self._lifespan(hub, scope, receive, send)
         else:
@@ -112,11 +116,13 @@ class StabilizerMiddleware:
             state[STATE_KEY] = hub
             await self.app(scope, receive, send)
 
-    async def _websocket(self, hub: Hub, scope: Any, receive: Receive, send: Send) -> None:
+    async def _admit(self, hub: Hub, scope: Any, receive: Receive, send: Send) -> Connection | None:
+        """The handshake's connection, admitted and registered; ``None`` when it was refused
+        (or the peer left first)."""
         hub.ensure_started()
         first: Any = await receive()
         if first["type"] != "websocket.connect":
-            return  # the peer left before the handshake got to us
+            return None  # the peer left before the handshake got to us
         handshake = Handshake.from_scope(scope, hub.settings.client_id_param)
         # A token that resumes names the client; one that does not confers nothing of the
         # session it names. Decided before admission, so that the socket is counted under the
@@ -126,7 +132,7 @@ class StabilizerMiddleware:
             plan = await hub.sessions.plan(handshake)
         except BackendUnavailableError as exc:
             await hub.registration.refuse_unavailable(scope, send, handshake, str(exc))
-            return
+            return None
         connection = Connection(
             hub.services,
             scope,
@@ -141,7 +147,7 @@ class StabilizerMiddleware:
         refusal = hub.registration.admit(connection, handshake, plan)
         if refusal is not None:
             await deny(scope, send, refusal)
-            return
+            return None
         try:
             if handshake.opted_in:
                 await hub.sessions.bind(connection, plan, handshake.seq or 0, handshake.client_id)
@@ -152,11 +158,11 @@ class StabilizerMiddleware:
         except BackendUnavailableError as exc:
             connection.abandon()
             await hub.registration.refuse_unavailable(scope, send, handshake, str(exc))
-            return
+            return None
         except BaseException:
             connection.abandon()  # whatever failed, the registry slot is given back
             raise
-        await run(connection, self.app)
+        return connection
 
     async def _lifespan(self, hub: Hub, scope: Any, receive: Receive, send: Send) -> None:
         state = scope.get("state")

@@ -46,6 +46,7 @@ SEND_BURST = 32
 """Writes that complete without waiting before an app's send yields to the event loop once."""
 
 ENDED_SCOPE: Any = MappingProxyType({})  # Connection.scope once it has given everything back
+NO_GROUPS: frozenset[str] = frozenset()
 # Per message: State.X is a slow lookup.
 CONNECTING, OPEN, REFUSED = State.CONNECTING, State.OPEN, State.REFUSED
 
@@ -119,7 +120,7 @@ class Connection(Reader):
         self.state = State.CONNECTING
         """Where the connection is in its life (core/state.py); only ``_to`` changes it."""
         self.traffic = Traffic()
-        self.groups: set[str] = set()  # an empty set is small; groups are common
+        self.groups: frozenset[str] = NO_GROUPS  # the registry replaces it on join and leave
         self.dropped = 0
         self.user_data = ConnectionData(
             port.meter, settings.max_memory_per_connection, port.grew, self.connection_id
@@ -370,8 +371,6 @@ class Connection(Reader):
         self.inbox.finish({"type": "websocket.disconnect", "code": self.close_code or 1006})
         self.user_data.release()
         self.port.finished(self)
-
-    # -- memory -----------------------------------------------------------------------------
 
     @property
     def memory_used(self) -> int:

@@ -16,8 +16,10 @@ class Entry(Protocol):
     def client_id(self) -> str: ...
     @property
     def remote_ip(self) -> str: ...
-    @property
-    def groups(self) -> set[str]: ...
+
+    groups: frozenset[str]
+    """The groups it is in: replaced (never changed in place) by ``join`` and ``leave``, and
+    ``frozenset()``, shared, while it is in none (most sockets: no empty set each)."""
 
 
 E = TypeVar("E", bound=Entry)
@@ -87,7 +89,7 @@ class Registry(Generic[E]):
         self._per_ip[entry.remote_ip] -= 1
         if self._per_ip[entry.remote_ip] <= 0:
             del self._per_ip[entry.remote_ip]
-        for group in list(entry.groups):
+        for group in entry.groups:  # leave replaces it: this one stays as it is
             self.leave(entry, group)
         if self.changes is not None:
             self.changes.removed(entry.connection_id, entry.client_id)
@@ -111,7 +113,7 @@ class Registry(Generic[E]):
         if self._by_id.get(entry.connection_id) is not entry or group in entry.groups:
             return False
         self._groups.setdefault(group, {})[entry.connection_id] = entry
-        entry.groups.add(group)
+        entry.groups = entry.groups | {group}
         if self.changes is not None:
             self.changes.joined(entry.connection_id, entry.client_id, group)
         return True
@@ -120,7 +122,7 @@ class Registry(Generic[E]):
         """Take ``entry`` out of ``group``; ``False`` if it was not in it."""
         if group not in entry.groups:
             return False
-        entry.groups.discard(group)
+        entry.groups = entry.groups - {group}
         members = self._groups.get(group)
         if members is not None:
             members.pop(entry.connection_id, None)

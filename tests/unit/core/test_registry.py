@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from asgi_ws_stabilizer.core.registry import Registry
 
@@ -12,7 +12,7 @@ class Entry:
     connection_id: str
     client_id: str
     remote_ip: str
-    groups: set[str] = field(default_factory=set)
+    groups: frozenset[str] = frozenset()
 
 
 def test_add_indexes_three_ways() -> None:
@@ -140,7 +140,7 @@ def test_unregistered_entry_cannot_join() -> None:
     a = Entry("c1", "alice", "10.0.0.1")
     assert not registry.join(a, "room")
     assert registry.members("room") == []
-    assert a.groups == set()
+    assert a.groups == frozenset()
 
 
 def test_remove_leaves_every_group() -> None:
@@ -154,6 +154,6 @@ def test_remove_leaves_every_group() -> None:
     registry.join(a, "solo")
     registry.join(b, "room")
     registry.remove(a)
-    assert a.groups == set()
+    assert a.groups == frozenset()
     assert registry.group_sizes() == {"room": 1}
     assert registry.members("room") == [b]

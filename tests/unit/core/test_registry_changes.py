@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from asgi_ws_stabilizer.core.registry import Registry
 
@@ -12,7 +12,7 @@ class Entry:
     connection_id: str
     client_id: str
     remote_ip: str
-    groups: set[str] = field(default_factory=set)
+    groups: frozenset[str] = frozenset()
 
 
 class Recorder:
