@@ -46,7 +46,9 @@ class Registry(Generic[E]):
         self.changes: Changes | None = None
         """Told of every change, once set."""
         self._by_id: dict[str, E] = {}
-        self._by_client: dict[str, dict[str, E]] = {}
+        # A client's one socket itself, or a dict of its sockets by id when it has several:
+        # most clients have one, and a dict each would cost about 200 bytes per socket.
+        self._by_client: dict[str, E | dict[str, E]] = {}
         self._per_ip: Counter[str] = Counter()
         self._groups: dict[str, dict[str, E]] = {}
 
@@ -72,7 +74,7 @@ class Registry(Generic[E]):
         if entry.connection_id in self._by_id:
             return
         self._by_id[entry.connection_id] = entry
-        self._by_client.setdefault(entry.client_id, {})[entry.connection_id] = entry
+        self._file(entry, entry.client_id)
         self._per_ip[entry.remote_ip] += 1
         if self.changes is not None:
             self.changes.added(entry.connection_id, entry.client_id)
@@ -82,10 +84,7 @@ class Registry(Generic[E]):
         if self._by_id.get(entry.connection_id) is not entry:
             return False
         del self._by_id[entry.connection_id]
-        sockets = self._by_client[entry.client_id]
-        del sockets[entry.connection_id]
-        if not sockets:
-            del self._by_client[entry.client_id]
+        self._unfile(entry, entry.client_id)
         self._per_ip[entry.remote_ip] -= 1
         if self._per_ip[entry.remote_ip] <= 0:
             del self._per_ip[entry.remote_ip]
@@ -99,14 +98,32 @@ class Registry(Generic[E]):
         """File a registered ``entry`` under its new ``client_id`` (it was ``old_client_id``)."""
         if self._by_id.get(entry.connection_id) is not entry or old_client_id == entry.client_id:
             return
-        sockets = self._by_client.get(old_client_id)
-        if sockets is not None:
-            sockets.pop(entry.connection_id, None)
-            if not sockets:
-                del self._by_client[old_client_id]
-        self._by_client.setdefault(entry.client_id, {})[entry.connection_id] = entry
+        self._unfile(entry, old_client_id)
+        self._file(entry, entry.client_id)
         if self.changes is not None:
             self.changes.renamed(entry.connection_id, old_client_id, entry.client_id)
+
+    def _file(self, entry: E, client_id: str) -> None:
+        by_client = self._by_client
+        held = by_client.get(client_id)
+        if held is None:
+            by_client[client_id] = entry
+        elif isinstance(held, dict):
+            held[entry.connection_id] = entry
+        elif held is not entry:
+            by_client[client_id] = {held.connection_id: held, entry.connection_id: entry}
+
+    def _unfile(self, entry: E, client_id: str) -> None:
+        by_client = self._by_client
+        held = by_client.get(client_id)
+        if held is entry:
+            del by_client[client_id]
+        elif isinstance(held, dict):
+            held.pop(entry.connection_id, None)
+            if len(held) == 1:
+                (by_client[client_id],) = held.values()
+            elif not held:
+                del by_client[client_id]
 
     def join(self, entry: E, group: str) -> bool:
         """Add a registered ``entry`` to ``group``; ``False`` if not registered or already in."""
@@ -142,11 +159,17 @@ class Registry(Generic[E]):
 
     def of_client(self, client_id: str) -> list[E]:
         """Every registered socket of ``client_id``."""
-        return list(self._by_client.get(client_id, {}).values())
+        held = self._by_client.get(client_id)
+        if held is None:
+            return []
+        return list(held.values()) if isinstance(held, dict) else [held]
 
     def count_client(self, client_id: str) -> int:
         """How many sockets ``client_id`` has open."""
-        return len(self._by_client.get(client_id, ()))
+        held = self._by_client.get(client_id)
+        if held is None:
+            return 0
+        return len(held) if isinstance(held, dict) else 1
 
     def count_ip(self, ip: str) -> int:
         """How many sockets come from ``ip``."""

@@ -157,3 +157,43 @@ def test_remove_leaves_every_group() -> None:
     assert a.groups == frozenset()
     assert registry.group_sizes() == {"room": 1}
     assert registry.members("room") == [b]
+
+
+def test_a_clients_sockets_come_and_go_in_any_order() -> None:
+    """A client's sockets are found whatever order they arrive and leave in (one socket is
+    filed as itself, several in a dict: the switch both ways loses none)."""
+    registry: Registry[Entry] = Registry()
+    a, b, c = (Entry(f"c{i}", "alice", "10.0.0.1") for i in range(3))
+    for entry in (a, b, c):
+        registry.add(entry)
+    assert registry.of_client("alice") == [a, b, c]
+    registry.remove(b)
+    assert registry.of_client("alice") == [a, c]
+    registry.remove(a)
+    assert registry.of_client("alice") == [c]
+    assert registry.count_client("alice") == 1
+    registry.add(b)
+    assert registry.of_client("alice") == [c, b]
+    registry.remove(b)
+    registry.remove(c)
+    assert registry.of_client("alice") == []
+    assert registry.count_client("alice") == 0
+    assert registry.client_ids() == []
+
+
+def test_rekey_moves_one_socket_between_clients() -> None:
+    """``rekey`` files a socket under its new client id, leaving the old one's other sockets."""
+    registry: Registry[Entry] = Registry()
+    a, b = Entry("c1", "anon", "10.0.0.1"), Entry("c2", "anon", "10.0.0.1")
+    bob = Entry("c3", "bob", "10.0.0.1")
+    for entry in (a, b, bob):
+        registry.add(entry)
+    a.client_id = "bob"
+    registry.rekey(a, "anon")
+    assert registry.of_client("anon") == [b]
+    assert registry.of_client("bob") == [bob, a]
+    b.client_id = "carol"
+    registry.rekey(b, "anon")
+    assert registry.of_client("anon") == []
+    assert registry.of_client("carol") == [b]
+    assert sorted(registry.client_ids()) == ["bob", "carol"]
