@@ -14,12 +14,16 @@ from starlette.types import Message
 
 from ..core.memory import Meter
 
+NONE: tuple[()] = ()
+"""An inbox's list of messages or of readers before it has had one."""
+
 
 class Inbox:
     """A bounded FIFO with one final message (the disconnect) that never waits for room.
 
     Plain lists, not deques: the inbox is short (``receive_queue_size``) and an empty deque
-    costs about 600 bytes, which thousands of idle sockets would pay for nothing.
+    costs about 600 bytes, which thousands of idle sockets would pay for nothing; and no list
+    at all until the first message waits or the first reader does (the shared ``NONE``).
     """
 
     __slots__ = ("_final", "_getters", "_items", "_meter", "_putter", "bytes", "idle", "maxsize")
@@ -28,9 +32,9 @@ class Inbox:
         self.maxsize = maxsize
         self._meter = meter if meter is not None else Meter()
         self.bytes = 0
-        self._items: list[tuple[Message, int]] = []
+        self._items: list[tuple[Message, int]] | tuple[()] = NONE
         self._final: Message | None = None
-        self._getters: list[asyncio.Future[None]] = []
+        self._getters: list[asyncio.Future[None]] | tuple[()] = NONE
         self._putter: asyncio.Future[None] | None = None
         self.idle = True
         """Nothing queued and not finished: a ``get`` would wait (read-only outside this
@@ -55,7 +59,10 @@ class Inbox:
 
     def put_nowait(self, message: Message, size: int = 0) -> None:
         """Add a message, ignoring the bound (the caller checked ``full()``)."""
-        self._items.append((message, size))
+        items = self._items
+        if isinstance(items, tuple):
+            items = self._items = []
+        items.append((message, size))
         self.idle = False
         self.bytes += size
         self._meter.inbox += size
@@ -65,7 +72,7 @@ class Inbox:
         """Drop every queued message (the connection is being shed)."""
         self._meter.inbox -= self.bytes
         self.bytes = 0
-        self._items.clear()
+        self._items = NONE
         self.idle = self._final is None
 
     async def put(self, message: Message, size: int = 0) -> None:
@@ -95,15 +102,20 @@ class Inbox:
         """The next message; after the final one, the final one again."""
         while not self._items and self._final is None:
             waiter = asyncio.get_running_loop().create_future()
-            self._getters.append(waiter)
+            getters = self._getters
+            if isinstance(getters, tuple):
+                getters = self._getters = []
+            getters.append(waiter)
             try:
                 await waiter
             except BaseException:
-                if waiter in self._getters:
-                    self._getters.remove(waiter)
+                if waiter in getters:
+                    getters.remove(waiter)
                 raise
-        if self._items:
-            message, size = self._items.pop(0)
+        items = self._items
+        if items:
+            assert isinstance(items, list)
+            message, size = items.pop(0)
             self.idle = not self._items and self._final is None
             self.bytes -= size
             self._meter.inbox -= size
@@ -114,8 +126,10 @@ class Inbox:
         return self._final
 
     def _wake_getter(self) -> None:
-        while self._getters:
-            waiter = self._getters.pop(0)
+        getters = self._getters
+        while getters:
+            assert isinstance(getters, list)
+            waiter = getters.pop(0)
             if not waiter.done():
                 waiter.set_result(None)
                 return

@@ -65,6 +65,11 @@ class Meter:
         return self.outbox + self.inbox + self.user_data
 
 
+NO_SIZES: dict[str, int] = {}
+"""The sizes of a ``UserData`` that has held nothing yet: shared, so never written to (``_set``
+gives the data a dict of its own first). Most sockets store nothing: no empty dict each."""
+
+
 class UserData(dict[str, Any]):
     """A dict whose deep size is accounted against memory limits.
 
@@ -79,7 +84,7 @@ class UserData(dict[str, Any]):
 
     def __init__(self) -> None:
         super().__init__()
-        self._sizes: dict[str, int] = {}
+        self._sizes = NO_SIZES
         self.bytes = 0
 
     def _check(self, delta: int) -> None:
@@ -93,11 +98,14 @@ class UserData(dict[str, Any]):
 
     def _set(self, key: str, value: Any, *, checked: bool = True) -> None:
         size = self._measure(key, value)
-        delta = size - self._sizes.get(key, 0)
+        sizes = self._sizes
+        delta = size - sizes.get(key, 0)
         if checked and delta > 0:
             self._check(delta)
         super().__setitem__(key, value)
-        self._sizes[key] = size
+        if sizes is NO_SIZES:
+            sizes = self._sizes = {}
+        sizes[key] = size
         self.bytes += delta
         self._changed(delta)
 
@@ -151,7 +159,7 @@ class UserData(dict[str, Any]):
     def clear(self) -> None:
         """As ``dict.clear``, accounted."""
         super().clear()
-        self._sizes.clear()
+        self._sizes = NO_SIZES
         self._changed(-self.bytes)
         self.bytes = 0
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from asgi_ws_stabilizer.core.memory import ConnectionData, Meter, UserData, deep_size
+from asgi_ws_stabilizer.core.memory import NO_SIZES, ConnectionData, Meter, UserData, deep_size
 from asgi_ws_stabilizer.errors import MemoryLimitExceededError
 
 
@@ -303,3 +303,21 @@ def test_writes_after_release_are_not_accounted() -> None:
     assert meter.user_data == 0
     assert grew.calls == calls
     assert data.bytes == item("more", "w" * 100)
+
+
+def test_data_that_never_held_anything_share_no_sizes() -> None:
+    """Two sockets' data start on the shared empty sizes; the first write gives each its own,
+    and clearing goes back to the shared one, which stays empty."""
+    first, _, _ = make()
+    second, _, _ = make()
+    first["k"] = "v"
+    assert "k" not in second
+    second["k"] = "vv"
+    del first["k"]
+    assert first.bytes == 0
+    assert second.bytes == item("k", "vv")
+    second.clear()
+    first.update({"a": 1, "b": 2})
+    assert first.bytes == item("a", 1) + item("b", 2)
+    assert second.bytes == 0
+    assert NO_SIZES == {}
