@@ -125,9 +125,7 @@ class Connection(Reader):
         self.user_data = ConnectionData(
             port.meter, settings.max_memory_per_connection, port.grew, self.connection_id
         )
-        self.gate = Gate(
-            send, self._transport_failed, send_timeout=settings.send_timeout, meter=port.meter
-        )
+        self.gate = Gate(send, self, send_timeout=settings.send_timeout, meter=port.meter)
         self.inbox = Inbox(settings.receive_queue_size, port.meter)
         self._start_reader()
         self.heartbeat = HeartbeatState(
@@ -352,7 +350,8 @@ class Connection(Reader):
         self.inbox.finish(message)
         self._finish()
 
-    def _transport_failed(self, exc: BaseException) -> None:
+    def transport_failed(self, exc: BaseException) -> None:
+        """The gate's write failed: the peer is gone (or timed out)."""
         self.log.debug("transport_failed", error=type(exc).__name__)
         if self.gate.timed_out:
             # Not the peer's doing: the middleware ends it (runner.end hands over this close).

@@ -17,7 +17,7 @@ that really blocks gets a writer task and a timeout (writer.py drives the server
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from typing import Protocol
 
 from starlette.types import Message, Send
 
@@ -26,8 +26,14 @@ from ..errors import ConnectionGoneError
 from .backlog import Backlog, Item
 from .writer import DONE, Resume, finish, start
 
-GIVE_UP_WAIT = 1.0
-"""Seconds ``give_up`` waits for a cancelled write to unwind out of the server's send."""
+GIVE_UP_WAIT = 1.0  # seconds give_up waits for a cancelled write to leave the server's send
+
+
+class GateOwner(Protocol):
+    """Who hears that the transport failed under a write: the connection (an object, not a
+    callback, as a bound method per socket would cost 64 bytes each)."""
+
+    def transport_failed(self, exc: BaseException) -> None: ...
 
 
 class Gate(Backlog):
@@ -38,7 +44,7 @@ class Gate(Backlog):
 
     __slots__ = (
         "_close_queued",
-        "_on_gone",
+        "_owner",
         "_send",
         "_send_timeout",
         "_writer",
@@ -52,14 +58,14 @@ class Gate(Backlog):
     def __init__(
         self,
         send: Send,
-        on_gone: Callable[[BaseException], None],
+        owner: GateOwner,
         *,
         send_timeout: float | None = None,
         meter: Meter | None = None,
     ) -> None:
         super().__init__(meter if meter is not None else Meter())
         self._send = send
-        self._on_gone = on_gone
+        self._owner = owner
         self._send_timeout = send_timeout
         self._writer: asyncio.Task[None] | None = None
         self.close_code: int | None = None
@@ -187,7 +193,7 @@ class Gate(Backlog):
         except (OSError, RuntimeError) as exc:
             failure = self._failed(exc, message)
             if isinstance(failure, ConnectionGoneError):
-                return True  # handed over; the socket turned out to be gone (on_gone was told)
+                return True  # handed over; the socket turned out to be gone (the owner was told)
             raise failure from exc
         if yielded is DONE:
             if message["type"] == "websocket.close":
@@ -203,9 +209,8 @@ class Gate(Backlog):
     def send_once(self, message: Message, size: int = 0) -> bool:
         """``send_nowait``, unless this very frame is still waiting to be written.
 
-        For pongs: one waiting pong answers any number of pings (RFC 6455 section 5.5.3 lets
-        a pong answer only the latest ping), so a client that floods pings and never reads
-        holds at most one pong in the outbox, not one per ping.
+        For pongs: one waiting pong answers any number of pings (RFC 6455 section 5.5.3), so
+        a client that floods pings and never reads holds one pong in the outbox, not one each.
         """
         if self._once is message:
             return True
@@ -241,10 +246,8 @@ class Gate(Backlog):
 
     def close_nowait(self, code: int, reason: str = "", *, discard: bool = False) -> bool:
         """Seal and queue the close frame; ``False`` when already closing or the peer left.
-
-        With ``discard``, frames still waiting are dropped so the close goes out next: used
-        when the middleware ends a connection that will not be served any further.
-        """
+        With ``discard``, frames still waiting are dropped so the close goes out next (for a
+        connection that will not be served any further)."""
         if not self.seal(code, reason, discard=discard):
             return False
         return self.queue_close()
@@ -267,11 +270,10 @@ class Gate(Backlog):
     def hand_over_close(self, code: int, reason: str = "") -> None:
         """Give the server a close frame without waiting for it to be written.
 
-        Servers take the close at once: hypercorn marks the socket closed before it writes,
-        so it no longer closes 1011 ("internal error") when the handler returns; it writes the
-        frame behind the data already in its buffers, for the peer to read if it ever reads
-        again. If the write has to wait, that wait is cancelled as a task cancellation would
-        be (the future it waits on first), and nothing is awaited here.
+        Servers take the close at once: hypercorn marks the socket closed before it writes, so
+        it no longer closes 1011 ("internal error") when the handler returns; it writes the
+        frame behind the data in its buffers, for the peer to read if it ever reads again. A
+        write that has to wait is cancelled as a task cancellation would be; nothing awaited.
         """
         if self.close_written:
             return
@@ -295,11 +297,9 @@ class Gate(Backlog):
     def abandon(self) -> None:
         """Stop the writer and drop the backlog (teardown after the app has returned).
 
-        The connection is told nothing more: ``on_gone`` (a method of the connection, which
-        holds this gate) is let go, so that the two are freed as soon as neither is used,
-        without waiting for the garbage collector.
+        The owner (which holds this gate) is let go: refcounting frees both, no collector pass.
         """
-        self._on_gone = _ignore
+        self._owner = NOBODY
         self._fail_queued(self._refuse)
         if self._writer is not None:
             self._writer.cancel()
@@ -379,7 +379,7 @@ class Gate(Backlog):
         if isinstance(exc, OSError) or message["type"] in ("websocket.send", "websocket.close"):
             if not self.gone:
                 self.mark_gone()
-                self._on_gone(exc)
+                self._owner.transport_failed(exc)
             return self._refuse()
         return exc
 
@@ -388,5 +388,13 @@ class Gate(Backlog):
         self.timed_out = True
 
 
-def _ignore(exc: BaseException) -> None:
-    """``on_gone`` of an abandoned gate."""
+class _Nobody:
+    """The owner of an abandoned gate."""
+
+    __slots__ = ()
+
+    def transport_failed(self, exc: BaseException) -> None:
+        pass
+
+
+NOBODY = _Nobody()

@@ -46,9 +46,16 @@ class ServerSend:
             self.in_flight -= 1
 
 
+class Gone(list[BaseException]):
+    """The gate's owner: records each transport failure it is told of."""
+
+    def transport_failed(self, exc: BaseException) -> None:
+        self.append(exc)
+
+
 def make(server: ServerSend) -> tuple[Gate, list[BaseException]]:
-    gone: list[BaseException] = []
-    return Gate(server, gone.append), gone
+    gone = Gone()
+    return Gate(server, gone), gone
 
 
 async def test_inline_send_when_idle() -> None:
@@ -122,8 +129,8 @@ async def test_blocked_send_nowait_times_out() -> None:
     """A write that blocks longer than ``send_timeout`` marks the gate gone."""
     server = ServerSend()
     server.hold = "stuck"
-    gone: list[BaseException] = []
-    gate = Gate(server, gone.append, send_timeout=0.05)
+    gone = Gone()
+    gate = Gate(server, gone, send_timeout=0.05)
     assert gate.send_nowait(text("stuck"))
     assert await gate.flush(WAIT)
     assert gate.gone
