@@ -20,7 +20,8 @@ from starlette.types import ASGIApp, Receive, Send
 
 from .aio.connection import Connection
 from .aio.denial import deny
-from .aio.runner import run
+from .aio.runner import app_raised, end
+from .codes import CloseCode
 from .config.settings import SettingsOverrides, Unpack
 from .core.admission import Handshake
 from .errors import BackendUnavailableError, SettingsError
@@ -104,9 +105,17 @@ class StabilizerMiddleware:
         if kind == "websocket":
             # Admitted in a coroutine of its own that has returned before the app runs: its
             # locals (the handshake, the connect message) are not kept for the socket's life.
+            # The app runs right here: no coroutine frame of ours between it and this one.
             connection = await self._admit(hub, scope, receive, send)
-            if connection is not None:
-                await run(connection, self.app)
+            if connection is None:
+                return
+            try:
+                await self.app(connection.scope, connection.receive, connection.send)
+            except BaseException as exc:
+                if await app_raised(connection, exc):
+                    raise
+            else:
+                await end(connection, CloseCode.NORMAL, "", by="middleware")
         elif kind == "lifespan":
             await self._lifespan(hub, scope, receive, send)
         else:
