@@ -162,9 +162,10 @@ class Reader(ABC):
         inbox = self.inbox
         if self.reading or not INLINE_READS or not inbox.idle:
             return await inbox.get()
-        # Nobody reads the server now: the app reads it itself.
+        # Nobody reads the server now: the app reads it itself. (It may still be in the reader
+        # watch's set from its last message: the watch sees ``reading`` and leaves it be, so
+        # it is not taken out here, once per message.)
         readers = self.port.readers
-        readers.discard(self)
         task = running_task(self._loop)  # the loop given: no get_running_loop() call
         self.reading = True
         self._task = task

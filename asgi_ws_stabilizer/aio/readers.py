@@ -37,8 +37,8 @@ class ReaderWatch:
         attribute, so that a reader can see without a call that ``add`` would only need the
         set's ``add`` (aio/reader.py, once per message)."""
         self.discard: Callable[[Attended], None] = self.unread.discard
-        """``reader``'s app is back in ``receive()`` (or its socket is gone): the set's own
-        method, as it runs once per message."""
+        """``reader``'s socket is gone: the set's own method. (A reader whose app is back in
+        ``receive()`` stays until the check, which sees it reading and leaves it be.)"""
 
     def add(self, reader: Attended) -> None:
         """``reader``'s app got a message and may not come back to ``receive()`` soon."""
