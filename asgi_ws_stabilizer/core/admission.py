@@ -107,8 +107,10 @@ class Handshake:
             elif name == b"host":
                 host = value.decode("latin-1")
         params: dict[str, str] = {}
-        for key, value in parse_qsl((scope.get("query_string") or b"").decode("latin-1"), True):
-            params.setdefault(key, value)  # the first occurrence counts
+        query = scope.get("query_string")
+        if query:  # most handshakes have none: no parse
+            for key, value in parse_qsl(query.decode("latin-1"), True):
+                params.setdefault(key, value)  # the first occurrence counts
         client_id = params.get(client_id_param) if client_id_param else None
         client = scope.get("client")
         remote_ip = str(client[0]) if client else "unknown"
