@@ -33,6 +33,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 SUBJECT = os.environ.get("BENCH_SUBJECT", "bare")
+SLOWDOWN = float(os.environ.get("BENCH_SLOWDOWN", "1"))
+"""How many times slower than natively the server runs (``--meter instructions``: under
+callgrind). The middleware's own wall-clock timers are stretched by as much (``stretch_timers``),
+as uvicorn's pings are turned off: else, per unit of work, they would fire that many times more
+often than natively, and a stall of the slowed loop would be reported as one."""
 _background: set[asyncio.Task[Any]] = set()
 
 
@@ -151,13 +156,27 @@ def bare_app() -> Any:
     )
 
 
+def stretch_timers() -> None:
+    """Stretch the middleware's wall-clock timers by ``SLOWDOWN`` (see there): the reader
+    watch's check and the loop-lag probe, both module constants read when a timer is armed."""
+    from asgi_ws_stabilizer.aio import readers
+    from asgi_ws_stabilizer.core import lagclock
+
+    readers.READER_CHECK_DELAY *= SLOWDOWN
+    lagclock.PROBE_INTERVAL *= SLOWDOWN
+
+
 def ours_app(*, enable_metrics: bool = False) -> Any:
     """``ours``; with ``enable_metrics`` (the ``metrics`` subject) the hub also records every
     event in the Prometheus sink, and ``GET /metrics`` (last in the routes, so no request of the
     benchmarks reaches it) serves them."""
     from asgi_ws_stabilizer import Hub, StabilizerMiddleware, metrics_route
 
-    hub = Hub(enable_metrics=True) if enable_metrics else Hub()
+    if SLOWDOWN != 1:
+        stretch_timers()
+        hub = Hub(enable_metrics=enable_metrics, loop_stall_threshold=0.5 * SLOWDOWN)
+    else:
+        hub = Hub(enable_metrics=True) if enable_metrics else Hub()
 
     async def sub(websocket: WebSocket) -> None:
         await websocket.accept()

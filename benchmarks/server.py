@@ -91,6 +91,8 @@ class Server:
                 raise RuntimeError("the before subject needs --baseline PATH")
             root, subject = BASELINE, "ours"
         env.update({"BENCH_SUBJECT": subject, "PYTHONPATH": str(root)}, **self.env)
+        if CALLGRIND is not None:
+            env["BENCH_SLOWDOWN"] = str(instructions.SLOWDOWN)  # the app stretches its timers
         command = [
             sys.executable, "-m", "uvicorn", "benchmarks.apps:app",
             "--host", "127.0.0.1", "--port", str(self.port),

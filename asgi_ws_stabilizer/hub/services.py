@@ -23,8 +23,8 @@ from ..aio.readers import ReaderWatch
 from ..aio.watchdog import StallWatchdog
 from ..codes import CLOSE_TIMEOUT
 from ..config.settings import StabilizerSettings
+from ..core import lagclock
 from ..core.inbound import InboundRules
-from ..core.lagclock import PROBE_INTERVAL
 from ..core.memory import Meter
 from ..core.messages import payload_size
 from ..core.registry import Registry
@@ -122,11 +122,16 @@ class Services:
         watchdog = StallWatchdog(
             loop,
             threshold=threshold,
-            interval=PROBE_INTERVAL,
+            interval=lagclock.PROBE_INTERVAL,
             still_after=max(5.0, 10 * threshold),
             still_blocked=self.events.loop_still_blocked,
         )
-        self._lag = LoopLagMonitor(loop, self.events.loop_stalled, watchdog=watchdog)
+        self._lag = LoopLagMonitor(
+            loop,
+            self.events.loop_stalled,
+            clock=lagclock.LagClock(probe_interval=lagclock.PROBE_INTERVAL),
+            watchdog=watchdog,
+        )
         self._lag.start()
         self._heartbeats = HeartbeatScheduler(loop, self._lag, self.registry.get, self.log)
         self._sweep_sessions()
