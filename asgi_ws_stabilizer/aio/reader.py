@@ -211,13 +211,12 @@ class Reader(ABC):
             return -1
         raw = self._now()
         if self.beating:
-            return self._beating_inbound(message, raw)
-        what, size = self.port.rules.classify(
-            message, raw, self._bucket, False, self.close_code is not None
-        )
-        if what is DATA:
-            # _act's DATA branch, inlined: a socket without our heartbeat (the default) runs
-            # this once per message.
+            what, size = self._beating_classify(message, raw)
+        else:
+            what, size = self.port.rules.classify(
+                message, raw, self._bucket, False, self.close_code is not None
+            )
+        if what is DATA:  # here, not in _act: once per message, where a call would show
             self.last_active = raw
             traffic = self.traffic
             traffic.messages_in += 1
@@ -225,8 +224,9 @@ class Reader(ABC):
             return size
         return self._act(what, size, raw)
 
-    def _beating_inbound(self, message: Message, raw: float) -> int:
-        """``inbound`` of a ``websocket.receive`` for a socket that gets our text heartbeat."""
+    def _beating_classify(self, message: Message, raw: float) -> tuple[Inbound, int]:
+        """``classify`` for a socket that gets our text heartbeat, with its bookkeeping: a
+        pong completes a round trip, any other frame is a sign of life."""
         services = self.port
         heartbeat = self.heartbeat
         now = services.clock_at(raw)
@@ -242,19 +242,14 @@ class Reader(ABC):
             rtt = heartbeat.saw_pong(now)
             if rtt is not None:
                 services.events.rtt(rtt)
-            return -1
-        heartbeat.last_seen = now  # HeartbeatState.saw_frame, inlined: once per message
-        heartbeat.ping_sent_at = None
-        return self._act(what, size, raw)
+        else:
+            heartbeat.last_seen = now  # HeartbeatState.saw_frame, inlined: once per message
+            heartbeat.ping_sent_at = None
+        return what, size
 
     def _act(self, what: Inbound, size: int, raw: float) -> int:
-        """Act on a classified ``websocket.receive`` (not a pong): the payload size for data."""
-        if what is DATA:
-            self.last_active = raw
-            traffic = self.traffic
-            traffic.messages_in += 1
-            traffic.bytes_in += size
-            return size
+        """Act on a classified ``websocket.receive`` other than data (a pong needs nothing
+        more); always -1: nothing for the app."""
         services = self.port
         if what is PING:
             if not self.beating:
