@@ -31,7 +31,7 @@ from ..core.heartbeat import HeartbeatState
 from ..core.ids import new_ids
 from ..core.memory import ConnectionData
 from ..core.messages import payload_size
-from ..core.state import State, allowed
+from ..core.state import CONNECTING, OPEN, REFUSED, State, allowed
 from ..errors import ConnectionGoneError
 from ..observe.log import EventLog
 from ..observe.traffic import Traffic
@@ -47,8 +47,6 @@ SEND_BURST = 32
 
 ENDED_SCOPE: Any = MappingProxyType({})  # Connection.scope once it has given everything back
 NO_GROUPS: frozenset[str] = frozenset()
-# Per message: State.X is a slow lookup.
-CONNECTING, OPEN, REFUSED = State.CONNECTING, State.OPEN, State.REFUSED
 
 SEND_TIMED_OUT = (int(CloseCode.TRY_AGAIN_LATER), "slow consumer: send timed out")
 """The close of a socket whose write did not finish within ``send_timeout``."""

@@ -10,15 +10,10 @@ from __future__ import annotations
 
 from ..codes import CloseCode
 from ..core.backpressure import Overflow, on_overflow
-from ..core.delivery import Delivery
+from ..core.delivery import QUEUED, Delivery
 from ..core.messages import Frame
-from ..core.state import State
+from ..core.state import OPEN
 from .connection import Connection
-
-OPEN = State.OPEN
-QUEUED = Delivery.QUEUED
-# Bound to plain names: they are compared for every socket of every fan-out, where an enum
-# member lookup costs many times a global's.
 
 
 def deliver(connection: Connection, frame: Frame, limit: int | None) -> Delivery:

@@ -67,6 +67,10 @@ class Delivery(Enum):
     SKIPPED = "skipped"
 
 
+QUEUED = Delivery.QUEUED
+"""``Delivery.QUEUED`` as a plain name: compared for every socket of a fan-out."""
+
+
 @dataclass
 class BroadcastResult:
     """What one send to many sockets did. Excluded sockets are not targeted."""

@@ -25,6 +25,14 @@ class State(Enum):
     __hash__ = object.__hash__
 
 
+# The members as plain names, for code that compares them once per message or per socket of a
+# fan-out (aio/connection.py, aio/outbox.py, hub/messaging.py): ``State.OPEN`` goes through
+# ``EnumType``'s attribute hook on every access, many times the cost of a global.
+CONNECTING = State.CONNECTING
+OPEN = State.OPEN
+REFUSED = State.REFUSED
+
+
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.CONNECTING: frozenset({State.OPEN, State.REFUSED, State.CLOSED}),
     State.OPEN: frozenset({State.CLOSING, State.CLOSED}),

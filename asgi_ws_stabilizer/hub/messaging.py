@@ -26,19 +26,15 @@ from collections.abc import Sequence
 from ..aio.connection import Connection
 from ..aio.outbox import deliver
 from ..config.settings import StabilizerSettings
-from ..core.delivery import BroadcastResult, Delivery, Target
+from ..core.delivery import QUEUED, BroadcastResult, Target
 from ..core.messages import Frame
 from ..core.registry import Registry
-from ..core.state import State
+from ..core.state import OPEN
 from ..resume.sessions import Session, SessionStore
 from .services import Services
 
 SEND_KINDS = {"all": "broadcast", "group": "publish", "client": "send_to"}
 """The hub send that makes each kind of target (the metrics' ``kind`` label)."""
-
-OPEN = State.OPEN
-QUEUED = Delivery.QUEUED
-# Plain names: compared for every socket of every fan-out (an enum member lookup costs more).
 
 
 class Messaging:
