@@ -17,7 +17,9 @@ sizes and take the difference per unit (what start-up costs cancels out)::
 
 ``--log`` sets structlog's renderer for the run: ``console`` (structlog's default), ``json`` (as
 production apps configure it) or ``off`` (``WS_STABILIZER_LOG_LEVEL=WARNING``); output goes to
-``/dev/null`` either way.
+``/dev/null`` either way. At the default settings an ordinary connection logs nothing at INFO;
+``--log-connections`` turns on ``log_connections``, so that each connection logs its two events
+(what they cost is the difference from a run without it).
 """
 
 from __future__ import annotations
@@ -204,9 +206,12 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("subject", help="a subject of benchmarks/apps.py: bare, ours, metrics")
     parser.add_argument("n", type=int)
     parser.add_argument("--log", choices=("console", "json", "off"), default="console")
+    parser.add_argument("--log-connections", action="store_true")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
     os.environ["BENCH_SUBJECT"] = args.subject
+    if args.log_connections:
+        os.environ["WS_STABILIZER_LOG_CONNECTIONS"] = "true"
     if args.log == "off":
         os.environ["WS_STABILIZER_LOG_LEVEL"] = "WARNING"
     import structlog
@@ -228,7 +233,8 @@ def main(argv: list[str] | None = None) -> float:
 
     per_unit = asyncio.run(measure(apps.app, args.what, args.n, args.profile))
     unit = {"echo": "round trip", "churn": "connect + close", "fanout": "socket reached"}[args.what]
-    print(f"{args.subject} {args.what} (log {args.log}): {per_unit * 1e6:.1f} us CPU per {unit}")
+    log = args.log + (", log_connections" if args.log_connections else "")
+    print(f"{args.subject} {args.what} (log {log}): {per_unit * 1e6:.1f} us CPU per {unit}")
     return per_unit
 
 

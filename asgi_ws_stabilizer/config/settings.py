@@ -106,6 +106,7 @@ class SettingsOverrides(TypedDict, total=False):
     client_id_param: str | None
     loop_stall_threshold: float | timedelta
     log_level: str
+    log_connections: bool
     enable_metrics: bool
     max_send_queue: int | None
     slow_consumer_policy: str
@@ -168,6 +169,7 @@ class StabilizerSettings(BaseSettings):
     client_id_param: str | None = Field(default="client_id", min_length=1)
     loop_stall_threshold: float = Field(default=0.5, gt=0)
     log_level: LogLevel = "INFO"
+    log_connections: bool = False
     enable_metrics: bool = False
     max_send_queue: int | None = Field(default=1024 * 1024, gt=0)
     slow_consumer_policy: Literal["close", "drop_oldest", "drop_newest"] = "close"

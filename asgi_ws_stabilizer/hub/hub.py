@@ -106,6 +106,7 @@ class Hub:
             self.log,
             [self.counters, *metrics_sinks(self.settings.enable_metrics)],
             stall_threshold=self.settings.loop_stall_threshold,
+            log_connections=self.settings.log_connections,
         )
         """Where everything that happens is reported: the log and the sinks."""
         self.on_connect = on_connect

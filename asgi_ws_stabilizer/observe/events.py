@@ -9,6 +9,7 @@ log (it carries ``connection_id``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,14 +23,27 @@ SAMPLE_EVERY = 2.0
 """Seconds between two ``sample`` calls when a sink wants them (the metrics' copy of the
 per-message counts and the gauges)."""
 
+ORDINARY_CLOSES = frozenset({1000, 1001, 1005})
+"""Close codes of a connection that simply ended (normal, going away, no status): its
+``connection_closed`` is at DEBUG unless ``log_connections``; any other close is at INFO."""
+
 
 class Events:
     """Log events and sinks for one hub."""
 
-    __slots__ = ("log", "sampling", "sinks", "stall_threshold")
+    __slots__ = ("connection_level", "log", "sampling", "sinks", "stall_threshold")
 
-    def __init__(self, log: EventLog, sinks: Sequence[Sink], *, stall_threshold: float) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        sinks: Sequence[Sink],
+        *,
+        stall_threshold: float,
+        log_connections: bool = False,
+    ) -> None:
         self.log = log
+        self.connection_level = logging.INFO if log_connections else logging.DEBUG
+        """The level of ``connection_opened`` and of an ordinary ``connection_closed``."""
         self.sinks = tuple(sinks)
         self.stall_threshold = stall_threshold
         self.sampling = any(sink.samples for sink in self.sinks)
@@ -54,7 +68,8 @@ class Events:
         """A socket was accepted."""
         for sink in self.sinks:
             sink.opened()
-        log.info("connection_opened", **fields)
+        if log.enabled(self.connection_level):
+            log.at(self.connection_level, "connection_opened", **fields)
 
     def closed(
         self,
@@ -69,7 +84,11 @@ class Events:
         """An accepted socket ended."""
         for sink in self.sinks:
             sink.closed(code, closed_by, duration_s, traffic)
-        log.info(
+        level = self.connection_level if code in ORDINARY_CLOSES else logging.INFO
+        if not log.enabled(level):
+            return
+        log.at(
+            level,
             "connection_closed",
             code=code,
             closed_by=closed_by,

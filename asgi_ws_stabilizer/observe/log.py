@@ -36,6 +36,9 @@ LEVELS = {
     "CRITICAL": logging.CRITICAL,
 }
 
+_METHODS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}
+"""The logger's method for a level (``EventLog.at``); anything higher is ``error``."""
+
 _PLAIN: frozenset[type] = frozenset({int, float, bool, type(None)})
 """Exact types that go out untouched: they render the same in every renderer."""
 
@@ -143,6 +146,12 @@ class EventLog:
     def enabled(self, level: int) -> bool:
         """Whether events at ``level`` are emitted."""
         return level >= self._min
+
+    def at(self, level: int, event: str, **fields: Any) -> None:
+        """An event at ``level`` (DEBUG, INFO, WARNING or ERROR)."""
+        if level >= self._min:
+            method = _METHODS.get(level, "error")
+            getattr(self._logger, method)(event, **self._fields, **_cleaned(fields))
 
     def debug(self, event: str, **fields: Any) -> None:
         """An event at DEBUG level."""

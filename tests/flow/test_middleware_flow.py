@@ -774,22 +774,66 @@ async def test_http_passes_through_with_hub_in_state(with_state: bool) -> None:
 # -- logging ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("level", "logged"), [("INFO", True), ("ERROR", False)])
-async def test_log_level_filters_events(level: str, logged: bool) -> None:
-    """``log_level`` decides whether info events like ``connection_opened`` are emitted."""
+def levels(logs: list[Any], *names: str) -> list[tuple[str, str]]:
+    """``(event, level)`` of the captured events called ``names``, in order."""
+    return [(e["event"], e["log_level"]) for e in logs if e["event"] in names]
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        # By default an ordinary connection logs nothing at INFO: both events are DEBUG.
+        ({}, []),
+        ({"log_level": "DEBUG"}, [("connection_opened", "debug"), ("connection_closed", "debug")]),
+        ({"log_connections": True}, [("connection_opened", "info"), ("connection_closed", "info")]),
+        ({"log_connections": True, "log_level": "ERROR"}, []),
+    ],
+)
+async def test_connection_events_levels(settings: dict[str, Any], expected: list[Any]) -> None:
+    """``connection_opened`` and an ordinary ``connection_closed`` (the app returned: 1000)
+    are DEBUG, or INFO with ``log_connections``; ``log_level`` filters them like any event."""
     probe = Probe()
-    mw = StabilizerMiddleware(accept_and_return(probe), log_level=level)
+    mw = StabilizerMiddleware(accept_and_return(probe), **settings)
     with capture_logs() as logs:
         await finish(FakeSocket().serve(mw))
-    events = [e["event"] for e in logs]
-    assert ("connection_opened" in events) is logged
-    assert ("connection_closed" in events) is logged
+    assert levels(logs, "connection_opened", "connection_closed") == expected
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 1005, 1006, 4000])
+async def test_a_close_that_is_not_ordinary_is_logged_at_info(code: int) -> None:
+    """A client's 1000, 1001 or 1005 is an ordinary end (DEBUG); any other close, here a
+    1006 or an app-defined code from the client, is INFO at the default settings."""
+    probe = Probe()
+    mw = StabilizerMiddleware(echo_app(probe))
+    sock = FakeSocket()
+    with capture_logs() as logs:
+        task = sock.serve(mw)
+        await sock.accepted()
+        sock.disconnect(code)
+        await finish(task)
+    level = "debug" if code in (1000, 1001, 1005) else "info"
+    expected = [] if level == "debug" else [("connection_closed", level)]
+    assert levels(logs, "connection_opened", "connection_closed") == expected
+    if expected:
+        assert logs[-1]["code"] == code
+
+
+async def test_a_crash_logs_its_close_at_info() -> None:
+    """An app that raises: ``app_exception`` (ERROR) and its 1011 ``connection_closed`` (INFO)."""
+    mw = StabilizerMiddleware(accept_and_raise(Probe()))
+    with capture_logs() as logs, pytest.raises(ValueError, match="boom"):
+        await finish(FakeSocket().serve(mw))
+    assert levels(logs, "app_exception", "connection_closed") == [
+        ("app_exception", "error"),
+        ("connection_closed", "info"),
+    ]
+    assert logs[-1]["code"] == 1011
 
 
 async def test_open_and_close_events_carry_fields() -> None:
     """The open and close events carry the connection id, client id, code and traffic."""
     probe = Probe()
-    mw = StabilizerMiddleware(echo_app(probe))
+    mw = StabilizerMiddleware(echo_app(probe), log_connections=True)
     sock = FakeSocket(query="client_id=bob")
     sock.text("hey")
     with capture_logs() as logs:
@@ -803,6 +847,7 @@ async def test_open_and_close_events_carry_fields() -> None:
     closed_event = by_event["connection_closed"]
     assert opened_event["connection_id"] == closed_event["connection_id"]
     assert opened_event["client_id"] == "bob"
+    assert (opened_event["remote_ip"], opened_event["path"]) == ("127.0.0.1", "/ws")
     assert closed_event["code"] == 1000
     assert closed_event["closed_by"] == "client"
     assert closed_event["messages_in"] == 1
