@@ -138,7 +138,7 @@ class StabilizerMiddleware:
         # identity it will actually have, and carried out right after it (in one process with
         # no await between; with a broker, the broker decides again when it is carried out).
         try:
-            plan = await hub.sessions.plan(handshake)
+            plan = await hub.sessions.plan(handshake) if handshake.resuming else None
         except BackendUnavailableError as exc:
             await hub.registration.refuse_unavailable(scope, send, handshake, str(exc))
             return None

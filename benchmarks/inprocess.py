@@ -192,7 +192,9 @@ async def measure(app: Any, what: str, n: int, profile: bool) -> float:
     cpu = time.process_time() - cpu
     if profiler is not None:
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(
+            int(os.environ.get("PROFILE_TOP", 30))
+        )
     for task in _fanout_sockets.pop(id(app), _Sockets(0)).tasks:
         task.cancel()
     lifespan.put_nowait({"type": "lifespan.shutdown"})

@@ -9,6 +9,7 @@ connection, and the connection need not import the hub.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -63,7 +64,7 @@ class HubPort(Protocol[C]):
         """Look at ``connection``'s heartbeat at ``deadline`` (lag-adjusted clock)."""
         ...
 
-    def opened(self, connection: C) -> list[Message]:
+    def opened(self, connection: C) -> Sequence[Message]:
         """``connection`` was accepted: report it, and return the frames that go out first (an
         opted-in socket's session frame and replay, cut now)."""
         ...

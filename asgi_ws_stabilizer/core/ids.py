@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 
 
@@ -13,5 +14,5 @@ def new_id() -> str:
 def new_ids() -> tuple[str, str, str]:
     """Three fresh random ids (connection, generated client, session): one read of the OS's
     random source instead of three, as every socket needs all three."""
-    raw = secrets.token_hex(24)
+    raw = os.urandom(24).hex()  # secrets.token_hex(24), without its two Python-level calls
     return raw[:16], raw[16:32], raw[32:]

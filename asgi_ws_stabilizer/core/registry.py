@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from typing import Generic, Protocol, TypeVar
 
@@ -49,7 +48,7 @@ class Registry(Generic[E]):
         # A client's one socket itself, or a dict of its sockets by id when it has several:
         # most clients have one, and a dict each would cost about 200 bytes per socket.
         self._by_client: dict[str, E | dict[str, E]] = {}
-        self._per_ip: Counter[str] = Counter()
+        self._per_ip: dict[str, int] = {}
         self._groups: dict[str, dict[str, E]] = {}
 
     def __len__(self) -> int:
@@ -75,7 +74,8 @@ class Registry(Generic[E]):
             return
         self._by_id[entry.connection_id] = entry
         self._file(entry, entry.client_id)
-        self._per_ip[entry.remote_ip] += 1
+        per_ip = self._per_ip
+        per_ip[entry.remote_ip] = per_ip.get(entry.remote_ip, 0) + 1
         if self.changes is not None:
             self.changes.added(entry.connection_id, entry.client_id)
 
@@ -85,9 +85,12 @@ class Registry(Generic[E]):
             return False
         del self._by_id[entry.connection_id]
         self._unfile(entry, entry.client_id)
-        self._per_ip[entry.remote_ip] -= 1
-        if self._per_ip[entry.remote_ip] <= 0:
-            del self._per_ip[entry.remote_ip]
+        per_ip = self._per_ip
+        left = per_ip.get(entry.remote_ip, 0) - 1
+        if left > 0:
+            per_ip[entry.remote_ip] = left
+        else:
+            per_ip.pop(entry.remote_ip, None)
         for group in entry.groups:  # leave replaces it: this one stays as it is
             self.leave(entry, group)
         if self.changes is not None:

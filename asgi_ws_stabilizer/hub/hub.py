@@ -58,7 +58,9 @@ class ConnectionHandle(ConnectionView):
     __slots__ = ("_hub",)
 
     def __init__(self, connection: Connection, hub: Hub) -> None:
-        super().__init__(connection, hub)
+        # ConnectionView.__init__, inlined: one handle per socket.
+        self._connection = connection
+        self._actions = hub
         self._hub = hub
 
     @property

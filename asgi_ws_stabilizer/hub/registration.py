@@ -50,7 +50,7 @@ class Registration:
         total = len(self._registry)
         per_ip = self._registry.count_ip(connection.remote_ip)
         per_client = self._registry.count_client(connection.client_id)
-        replaced = self._sessions.replaced_by(plan)
+        replaced = None if plan is None else self._sessions.replaced_by(plan)
         if replaced is not None:
             total -= 1
             per_ip -= replaced.remote_ip == connection.remote_ip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from starlette.types import Message
@@ -32,6 +32,9 @@ from ..observe.events import SAMPLE_EVERY, Events
 from ..observe.log import EventLog
 from .memory import MemoryGuard
 from .sessions import SessionBinder
+
+NO_FRAMES: tuple[Message, ...] = ()
+"""What goes out first on accept for a socket without a session: nothing."""
 
 
 class Hooks(Protocol):
@@ -83,6 +86,8 @@ class Services:
             max_size=settings.max_message_size,
         )
         self.readers = ReaderWatch()
+        self._beat_opted_in = settings.heartbeat_enabled
+        self._beat_all = settings.heartbeat_enabled and settings.heartbeat_clients == "all"
         self.guard = MemoryGuard(settings, registry, meter, events, self.close_later)
         self.grew: Callable[[], None] = self.guard.grew
         """Memory held grew: enforce ``max_total_memory`` (the guard's own method: it runs
@@ -192,7 +197,7 @@ class Services:
 
     # -- a connection's life ----------------------------------------------------------------
 
-    def opened(self, connection: Connection) -> list[Message]:
+    def opened(self, connection: Connection) -> Sequence[Message]:
         """Report the accept; the session frame and replay of an opted-in socket."""
         self.events.opened(
             self.log,  # with connection_id as a field: no log bound per socket for one event
@@ -201,15 +206,12 @@ class Services:
             remote_ip=connection.remote_ip,
             path=connection.path,
         )
-        frames = self.binder.opened(connection)
+        frames = NO_FRAMES if connection.binding is None else self.binder.opened(connection)
         # heartbeat_clients="opted_in": only clients that opted in (or ping us themselves, see
         # aio/reader.py) get the text heartbeat; a plain client may not know the text "ping"
         # (one that parses every message as JSON would throw), and the server's protocol
         # keepalive judges it instead.
-        settings = self.settings
-        if settings.heartbeat_enabled and (
-            connection.session is not None or settings.heartbeat_clients == "all"
-        ):
+        if self._beat_all or (self._beat_opted_in and connection.session is not None):
             connection.start_beating()
         # Someone must read the socket soon if the app does not go to receive().
         self.readers.add(connection)
@@ -225,12 +227,13 @@ class Services:
 
     def finished(self, connection: Connection) -> None:
         """Unregister ``connection``, keep its session, report the close, run ``on_disconnect``."""
-        self.binder.left(connection)
+        if connection.session is not None:
+            self.binder.left(connection)
         self.registry.remove(connection)
         self.readers.discard(connection)
         if self.emptied is not None and not len(self.registry):
             self.emptied.set()
-        if self._heartbeats is not None:
+        if connection.beating and self._heartbeats is not None:
             self._heartbeats.remove(connection.connection_id)
         if connection.accepted_at is None:
             self._hooks.ended(connection, None)
