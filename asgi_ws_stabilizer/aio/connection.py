@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable
 from types import MappingProxyType
@@ -31,7 +30,7 @@ from ..core.heartbeat import HeartbeatState
 from ..core.ids import new_ids
 from ..core.memory import ConnectionData
 from ..core.messages import payload_size
-from ..core.state import CONNECTING, OPEN, REFUSED, State, allowed
+from ..core.state import CLOSED, CLOSING, CONNECTING, OPEN, REFUSED, TRANSITIONS, State
 from ..errors import ConnectionGoneError
 from ..observe.log import EventLog
 from ..observe.traffic import Traffic
@@ -115,7 +114,7 @@ class Connection(Reader):
         self.client_id = client_id if client_id is not None else generated
         self.remote_ip = remote_ip
         self.path: str = scope.get("path", "")
-        self.state = State.CONNECTING
+        self.state = CONNECTING
         """Where the connection is in its life (core/state.py); only ``_to`` changes it."""
         self.traffic = Traffic()
         self.groups: frozenset[str] = NO_GROUPS  # the registry replaces it on join and leave
@@ -152,11 +151,11 @@ class Connection(Reader):
     def _to(self, new: State) -> bool:
         """Move to ``new`` if that transition is allowed (logged at debug); else nothing."""
         old = self.state
-        if not allowed(old, new):
+        if new not in TRANSITIONS[old]:  # core.state.allowed, inlined: a few times per socket
             return False
         self.state = new
         log = self.port.log
-        if log.enabled(logging.DEBUG):
+        if log.debugging:
             log.debug(
                 "connection_state", connection_id=self.connection_id, old=old.value, new=new.value
             )
@@ -165,7 +164,7 @@ class Connection(Reader):
     @property
     def finished(self) -> bool:
         """Whether the connection has given everything back (``CLOSED``)."""
-        return self.state is State.CLOSED
+        return self.state is CLOSED
 
     @property
     def log(self) -> EventLog:
@@ -229,10 +228,10 @@ class Connection(Reader):
                 if self._burst >= SEND_BURST:
                     self._burst = 0
                     await asyncio.sleep(0)
-        elif kind == "websocket.accept" and self.state is State.CONNECTING:
+        elif kind == "websocket.accept" and self.state is CONNECTING:
             if self._pending_close is not None:
                 code, reason, _ = self._pending_close
-                self._to(State.REFUSED)
+                self._to(REFUSED)
                 await self.server_send({"type": "websocket.close", "code": code, "reason": reason})
                 raise ConnectionGoneError(
                     f"websocket was closed ({code}) before the app accepted it", code=code
@@ -241,8 +240,8 @@ class Connection(Reader):
             self._opened()
             await self.port.connected(self)
         elif kind == "websocket.close":
-            if self.state is State.CONNECTING:
-                self._to(State.REFUSED)
+            if self.state is CONNECTING:
+                self._to(REFUSED)
                 await self.server_send(message)
                 return
             code = int(message.get("code") or CloseCode.NORMAL)
@@ -251,14 +250,14 @@ class Connection(Reader):
                 self.mark_closing(code, reason, "app")
                 await self.gate.flush(CLOSE_TIMEOUT)
         else:
-            if kind.startswith("websocket.http.response") and self.state is State.CONNECTING:
-                self._to(State.REFUSED)
+            if kind.startswith("websocket.http.response") and self.state is CONNECTING:
+                self._to(REFUSED)
             await self.server_send(message)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def _opened(self) -> None:
-        self._to(State.OPEN)
+        self._to(OPEN)
         self.accepted_at = time.monotonic()
         # Right after accept, before any new message (the gate keeps order): an opted-in
         # socket's session frame and its replay, cut with no await before the socket counts
@@ -285,8 +284,8 @@ class Connection(Reader):
             self.close_code = int(code)
             self.close_reason = reason
             self.closed_by = by
-        if self.state is State.OPEN:
-            self._to(State.CLOSING)
+        if self.state is OPEN:
+            self._to(CLOSING)
 
     def shed(self, code: int, reason: str, *, by: str = "middleware", discard: bool = True) -> bool:
         """Stop serving this connection at once; the close frame is queued separately.
@@ -296,13 +295,13 @@ class Connection(Reader):
         already in its inbox, then the disconnect with ``code``. Returns ``False`` when the
         connection was closing already.
         """
-        if self.state is State.CONNECTING:
+        if self.state is CONNECTING:
             # Still in its handshake: the app's accept will be turned into a refusal.
             if self._pending_close is not None:
                 return False
             self._pending_close = (code, reason, by)
             return True
-        if self.state is not State.OPEN or not self.gate.seal(code, reason, discard=discard):
+        if self.state is not OPEN or not self.gate.seal(code, reason, discard=discard):
             return False
         self.mark_closing(code, reason, by)
         self.inbox.finish({"type": "websocket.disconnect", "code": code, "reason": reason})
@@ -318,7 +317,7 @@ class Connection(Reader):
 
     def mark_refused(self) -> bool:
         """The handshake is being refused (``CONNECTING`` to ``REFUSED``)."""
-        return self._to(State.REFUSED)
+        return self._to(REFUSED)
 
     async def wait_gone(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for the peer's side to end (its close reply)."""
@@ -361,7 +360,7 @@ class Connection(Reader):
         self.interrupt_read()
 
     def _finish(self) -> None:
-        if not self._to(State.CLOSED):
+        if self.state is CLOSED or not self._to(CLOSED):
             return
         if self._gone is not None and not self._gone.done():
             self._gone.set_result(None)

@@ -56,10 +56,14 @@ def _is_departure(connection: Connection, exc: BaseException) -> bool:
 
 async def end(connection: Connection, code: int, reason: str, *, by: str) -> None:
     """The handler returned or raised: send the close and wait for the client's reply."""
-    if connection.accepted_at is None:  # refused or never accepted: no close handshake to run
-        connection.abandon()
-        return
     gate = connection.gate
+    if connection.accepted_at is None or (
+        # The peer left and everything is given back (the usual end): no close to send or
+        # wait for, nothing in flight.
+        connection.finished and gate.gone and not gate.timed_out and gate.writer is None
+    ):
+        connection.abandon()  # refused or never accepted: no close handshake to run either
+        return
     if connection.state is State.OPEN and gate.close_nowait(code, reason):
         connection.mark_closing(code, reason, by)
     else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -71,9 +70,10 @@ class Refusal:
     retry_after: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Handshake:
-    """The parts of a WebSocket scope that admission looks at."""
+    """The parts of a WebSocket scope that admission looks at (one per handshake: not frozen,
+    as a frozen dataclass sets each field through ``object.__setattr__``)."""
 
     origin: str | None
     host: str | None
@@ -87,10 +87,10 @@ class Handshake:
     """``_stabilizer_seq``: how many data messages it received in that session (unparsed;
     ``seq`` is the parsed value)."""
 
-    @cached_property
+    @property
     def seq(self) -> int | None:
-        """``_stabilizer_seq`` as a number; ``None`` when absent or malformed (parsed once)."""
-        return parse_seq(self.received)
+        """``_stabilizer_seq`` as a number; ``None`` when absent or malformed."""
+        return None if self.received is None else parse_seq(self.received)
 
     @property
     def resuming(self) -> bool:

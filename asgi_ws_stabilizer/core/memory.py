@@ -191,7 +191,9 @@ class ConnectionData(UserData):
     def __init__(
         self, meter: Meter, limit: int | None, grew: Callable[[], None], owner: str
     ) -> None:
-        super().__init__()
+        # UserData.__init__, inlined (one per socket); dict.__init__ with no items does nothing.
+        self._sizes = NO_SIZES
+        self.bytes = 0
         self._meter = meter
         self._limit = limit
         self._grew = grew

@@ -30,6 +30,8 @@ class State(Enum):
 # ``EnumType``'s attribute hook on every access, many times the cost of a global.
 CONNECTING = State.CONNECTING
 OPEN = State.OPEN
+CLOSING = State.CLOSING
+CLOSED = State.CLOSED
 REFUSED = State.REFUSED
 
 

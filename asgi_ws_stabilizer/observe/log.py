@@ -129,12 +129,15 @@ class EventLog:
     docstring); the event name is ours and goes out as given.
     """
 
-    __slots__ = ("_fields", "_logger", "_min")
+    __slots__ = ("_fields", "_logger", "_min", "debugging")
 
     def __init__(
         self, level: str | int = "INFO", logger: Any = None, fields: dict[str, Any] | None = None
     ) -> None:
         self._min: int = LEVELS[level] if isinstance(level, str) else level
+        self.debugging = self._min <= logging.DEBUG
+        """Whether DEBUG events are emitted (``enabled(DEBUG)``, read where a call would
+        cost more than the check)."""
         self._logger = logger if logger is not None else structlog.get_logger(LOGGER_NAME)
         # A copy: the caller's dict is not ours to change.
         self._fields: dict[str, Any] = _cleaned(dict(fields)) if fields else {}
