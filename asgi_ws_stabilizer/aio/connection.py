@@ -27,7 +27,7 @@ from starlette.types import Message, Receive, Send
 
 from ..codes import CLOSE_TIMEOUT, CloseCode
 from ..core.heartbeat import HeartbeatState
-from ..core.ids import new_ids
+from ..core.ids import new_id, new_ids
 from ..core.memory import ConnectionData
 from ..core.messages import payload_size
 from ..core.state import CLOSED, CLOSING, CONNECTING, OPEN, REFUSED, TRANSITIONS, State
@@ -47,8 +47,9 @@ SEND_BURST = 32
 ENDED_SCOPE: Any = MappingProxyType({})  # Connection.scope once it has given everything back
 NO_GROUPS: frozenset[str] = frozenset()
 
+# The close of a socket whose write did not finish within ``send_timeout``.
 SEND_TIMED_OUT = (int(CloseCode.TRY_AGAIN_LATER), "slow consumer: send timed out")
-"""The close of a socket whose write did not finish within ``send_timeout``."""
+NO_HEARTBEAT = HeartbeatState(0.0, 0.0, 0.0)  # Connection.heartbeat until it starts beating
 
 
 async def _ready(message: Message) -> Message:
@@ -110,7 +111,8 @@ class Connection(Reader):
         self.server_send = send
         """The server's ``send``."""
         self._connect_message: Message | None = connect_message
-        self.connection_id, generated, self.session_id = new_ids()
+        self.connection_id, generated = new_ids()
+        self.session_id = ""  # made when first needed (own_session_id): most never have one
         self.client_id = client_id if client_id is not None else generated
         self.remote_ip = remote_ip
         self.path: str = scope.get("path", "")
@@ -125,9 +127,7 @@ class Connection(Reader):
         self.gate = Gate(send, self, send_timeout=settings.send_timeout, meter=port.meter)
         self.inbox = Inbox(settings.receive_queue_size, port.meter)
         self._start_reader()
-        self.heartbeat = HeartbeatState(
-            settings.heartbeat_interval or 0.0, settings.heartbeat_timeout, 0.0
-        )
+        self.heartbeat = NO_HEARTBEAT  # its own from start_beating (about 90 bytes)
         self.beating = False
         """Whether this socket gets the text heartbeat (pings, and 4408 when silent)."""
         self._burst = 0
@@ -174,8 +174,7 @@ class Connection(Reader):
     # -- the app's view ---------------------------------------------------------------------
 
     def receive(self) -> Awaitable[Message]:
-        """The app's ``receive``: the awaitable of whoever reads now (no coroutine of its own
-        around it, so a message costs no extra frame)."""
+        """The app's ``receive``: the awaitable of whoever reads now (no frame of its own)."""
         state = self.state
         message = self._connect_message
         if state is OPEN and message is None:
@@ -220,10 +219,9 @@ class Connection(Reader):
             traffic.messages_out += 1
             traffic.bytes_out += size
             if started is True:
-                # A send loop whose writes all complete at once never lets the loop run, and
-                # so never learns that its peer left: hypercorn turns sends to a closed socket
-                # into silent no-ops, and only our reader would see the disconnect. Give the
-                # loop a turn every SEND_BURST writes that did not wait.
+                # A send loop whose writes never wait never lets the loop run, so never learns
+                # that its peer left (hypercorn makes sends to a closed socket silent no-ops;
+                # only our reader sees it): a loop turn every SEND_BURST such writes.
                 self._burst += 1
                 if self._burst >= SEND_BURST:
                     self._burst = 0
@@ -260,17 +258,23 @@ class Connection(Reader):
         self._to(OPEN)
         self.accepted_at = time.monotonic()
         # Right after accept, before any new message (the gate keeps order): an opted-in
-        # socket's session frame and its replay, cut with no await before the socket counts
-        # as open, so that no message falls between the two.
+        # socket's session frame and replay, cut with no await before it counts as open.
         for frame in self.port.opened(self):
             self.gate.send_nowait(frame, payload_size(frame))
 
     def start_beating(self) -> None:
         """Send this socket the text heartbeat from now on."""
+        settings, now = self.port.settings, self.port.clock_now()
         self.beating = True
-        now = self.port.clock_now()
-        self.heartbeat.last_seen = now
-        self.port.watch(self, now + self.heartbeat.interval)
+        interval = settings.heartbeat_interval or 0.0
+        self.heartbeat = HeartbeatState(interval, settings.heartbeat_timeout, now)
+        self.port.watch(self, now + interval)
+
+    def own_session_id(self) -> str:
+        """The id of this socket's session, made on first use."""
+        if not self.session_id:
+            self.session_id = new_id()
+        return self.session_id
 
     def watch(self, deadline: float) -> None:
         """Look at the heartbeat again at ``deadline`` (lag-adjusted clock)."""

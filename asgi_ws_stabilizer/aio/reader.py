@@ -315,7 +315,6 @@ class Reader(ABC):
     async def _pump(self) -> None:
         receive = self._receive
         inbox = self.inbox
-        heartbeat = self.heartbeat
         try:
             while True:
                 message = await receive()
@@ -325,12 +324,16 @@ class Reader(ABC):
                     if inbox.full():
                         # The app, not the peer, is slow: stop reading (the server's own flow
                         # control takes over) and do not time the peer out meanwhile.
-                        heartbeat.paused = True
-                        try:
+                        if not self.beating:
                             await inbox.put(message, size)
-                        finally:
-                            heartbeat.paused = False
-                            heartbeat.saw_frame(self.port.clock_now())
+                        else:
+                            heartbeat = self.heartbeat
+                            heartbeat.paused = True
+                            try:
+                                await inbox.put(message, size)
+                            finally:
+                                heartbeat.paused = False
+                                heartbeat.saw_frame(self.port.clock_now())
                     else:
                         inbox.put_nowait(message, size)
                     if size:

@@ -11,8 +11,8 @@ def new_id() -> str:
     return secrets.token_hex(8)
 
 
-def new_ids() -> tuple[str, str, str]:
-    """Three fresh random ids (connection, generated client, session): one read of the OS's
-    random source instead of three, as every socket needs all three."""
-    raw = os.urandom(24).hex()  # secrets.token_hex(24), without its two Python-level calls
-    return raw[:16], raw[16:32], raw[32:]
+def new_ids() -> tuple[str, str]:
+    """Two fresh random ids (connection, generated client): one read of the OS's random
+    source instead of two, as every socket needs both."""
+    raw = os.urandom(16).hex()  # secrets.token_hex(16), without its two Python-level calls
+    return raw[:16], raw[16:]

@@ -72,7 +72,7 @@ class ConnectionView:
     @property
     def session_id(self) -> str:
         """Id of this socket's session: its own, or the one it resumed (``_stabilizer=1``)."""
-        return self._connection.session_id
+        return self._connection.own_session_id()
 
     @property
     def user_data(self) -> dict[str, Any]:

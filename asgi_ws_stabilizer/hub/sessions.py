@@ -82,7 +82,7 @@ class SessionBinder:
         self.warn_random_key()
         old = self.replaced_by(plan)
         binding = self.resumption.bind(
-            plan or Plan(), connection.session_id, connection.client_id, received, now
+            plan or Plan(), connection.own_session_id(), connection.client_id, received, now
         )
         session = binding.session
         connection.session = session

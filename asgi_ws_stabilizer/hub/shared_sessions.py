@@ -102,7 +102,7 @@ class SharedSessionBinder(SessionBinder):
             else:
                 binding = self._resumed(connection, claims.session_id, result, received)
         if binding is None:
-            session_id = connection.session_id
+            session_id = connection.own_session_id()
             self._wait(session_id)
             try:
                 await self.shared.create(session_id, connection.client_id, connection.connection_id)

@@ -17,7 +17,7 @@ from asgi_ws_stabilizer import (
     SettingsError,
     StabilizerMiddleware,
 )
-from asgi_ws_stabilizer.aio.connection import Connection
+from asgi_ws_stabilizer.aio.connection import NO_HEARTBEAT, Connection
 
 from ..timing import WAIT, turns, until
 from .fakes import FakeSocket, Probe, echo_app, finish, holding_app, record_app
@@ -458,18 +458,27 @@ async def test_heartbeat_off_lets_ping_and_pong_through() -> None:
     assert [m.get("text") for m in probe.received] == ["ping", "pong", None]
 
 
-async def test_receive_queue_size_bounds_inbox() -> None:
-    """An app that never receives gets exactly N messages queued; then the pump stops reading."""
+@pytest.mark.parametrize("beating", [False, True])
+async def test_receive_queue_size_bounds_inbox(beating: bool) -> None:
+    """An app that never receives gets exactly N messages queued; then the pump stops reading.
+    A socket that gets our heartbeat has it paused meanwhile (the app is slow, not the peer);
+    one that does not keeps the shared idle heartbeat state untouched."""
     size, extra = 3, 4
     probe = Probe()
-    mw = StabilizerMiddleware(holding_app(probe), receive_queue_size=size)
+    mw = StabilizerMiddleware(
+        holding_app(probe),
+        receive_queue_size=size,
+        heartbeat_clients="all" if beating else "opted_in",
+    )
     sock = FakeSocket()
     task = sock.serve(mw)
     await sock.accepted()
     for i in range(size + extra):
         sock.text(f"m{i}")
     connection = only_connection(mw.hub)
-    await until(lambda: connection.heartbeat.paused, "the pump blocks on a full inbox")
+    await until(lambda: sock.receive_calls == 1 + size + 1, "the pump blocks on a full inbox")
+    assert connection.heartbeat.paused is beating
+    assert (connection.heartbeat is NO_HEARTBEAT) is not beating
     calls = sock.receive_calls
     await turns()
     assert len(connection.inbox) == size
