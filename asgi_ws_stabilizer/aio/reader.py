@@ -165,7 +165,8 @@ class Reader(ABC):
         # Nobody reads the server now: the app reads it itself. (It may still be in the reader
         # watch's set from its last message: the watch sees ``reading`` and leaves it be, so
         # it is not taken out here, once per message.)
-        readers = self.port.readers
+        port = self.port
+        readers, rules = port.readers, port.rules
         task = running_task(self._loop)  # the loop given: no get_running_loop() call
         self.reading = True
         self._task = task
@@ -187,7 +188,28 @@ class Reader(ABC):
                 except Exception as exc:
                     self._receive_failed(exc)
                     break
-                if self.inbound(message) >= 0:
+                # inbound() and InboundRules.classify, inlined for the common case (kept in step
+                # with them): an ASCII text within the size limit that is not the ping text, on
+                # a socket without our heartbeat, a rate limit or a close under way.
+                text = message.get("text")
+                if (
+                    text is not None
+                    and not self.beating
+                    and self._bucket is None
+                    and self.close_code is None
+                    and text.isascii()
+                    and len(text) <= rules.size_limit
+                    and text != rules.ping
+                    and message["type"] == "websocket.receive"
+                ):
+                    self.last_active = self._now()
+                    traffic = self.traffic
+                    traffic.messages_in += 1
+                    traffic.bytes_in += len(text)
+                    ok = True
+                else:
+                    ok = self.inbound(message) >= 0
+                if ok:
                     if readers.armed is not None:
                         # ReaderWatch.add, inlined: the timer is armed already (the common
                         # case), so only the set needs the reader; saves a call per message.

@@ -7,6 +7,7 @@ data goes to the app, and a message over a limit ends the connection with the co
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 
 from starlette.types import Message
@@ -46,13 +47,15 @@ class InboundRules:
     """A hub's rules for inbound messages: the heartbeat texts and the size limit (the rate
     limit is each connection's own ``TokenBucket``)."""
 
-    __slots__ = ("heartbeat_on", "max_size", "ping", "pong")
+    __slots__ = ("heartbeat_on", "max_size", "ping", "pong", "size_limit")
 
     def __init__(self, *, ping: str, pong: str, heartbeat_on: bool, max_size: int | None) -> None:
         self.ping = ping
         self.pong = pong
         self.heartbeat_on = heartbeat_on
         self.max_size = max_size
+        self.size_limit = sys.maxsize if max_size is None else max_size
+        """``max_size`` as a number either way (the reader's inlined check compares it)."""
 
     def classify(
         self,
