@@ -28,7 +28,7 @@ from starlette.types import Message, Receive, Send
 from ..codes import CLOSE_TIMEOUT, CloseCode
 from ..core.heartbeat import HeartbeatState
 from ..core.ids import new_id, new_ids
-from ..core.memory import ConnectionData
+from ..core.memory import NO_USER_DATA, ConnectionData
 from ..core.messages import payload_size
 from ..core.state import CLOSED, CLOSING, CONNECTING, OPEN, REFUSED, TRANSITIONS, State
 from ..errors import ConnectionGoneError
@@ -121,9 +121,7 @@ class Connection(Reader):
         self.traffic = Traffic()
         self.groups: frozenset[str] = NO_GROUPS  # the registry replaces it on join and leave
         self.dropped = 0
-        self.user_data = ConnectionData(
-            port.meter, settings.max_memory_per_connection, port.grew, self.connection_id
-        )
+        self.user_data: ConnectionData = NO_USER_DATA  # its own on first use (hub/handle.py)
         self.gate = Gate(send, self, send_timeout=settings.send_timeout, meter=port.meter)
         self.inbox = Inbox(settings.receive_queue_size, port.meter)
         self._start_reader()

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from ..errors import MemoryLimitExceededError
+from ..errors import MemoryLimitExceededError, StateError
 
 _ATOMIC = (str, bytes, bytearray, int, float, complex, bool, type(None), memoryview, range)
 
@@ -216,6 +216,21 @@ class ConnectionData(UserData):
         if self.accounted:
             self.accounted = False
             self._meter.user_data -= self.bytes
+
+
+class _NoUserData(ConnectionData):
+    """``NO_USER_DATA``: always empty; a write is a bug (the connection's own is made first)."""
+
+    __slots__ = ()
+
+    def _set(self, key: str, value: Any, *, checked: bool = True) -> None:
+        raise StateError("NO_USER_DATA is shared and stays empty: make the connection's own first")
+
+
+NO_USER_DATA: ConnectionData = _NoUserData(Meter(), None, lambda: None, "")
+"""A connection's ``user_data`` until it is first used (hub/handle.py ``user_data_of``): most
+sockets never store any, and an empty one would cost about 120 bytes each."""
+NO_USER_DATA.accounted = False
 
 
 def check_total(used: int, delta: int, limit: int | None, what: str) -> None:

@@ -11,7 +11,22 @@ from typing import Any, Protocol
 from ..aio.connection import Connection
 from ..codes import CloseCode
 from ..core.delivery import BroadcastResult, Exclude, exclusion
+from ..core.memory import NO_USER_DATA, ConnectionData
 from ..core.messages import OutboundMessage
+
+
+def user_data_of(connection: Connection) -> ConnectionData:
+    """``connection``'s user data, made on first use (until then it is the shared, empty
+    ``NO_USER_DATA``). Made after the connection was shed or ended, it is not accounted: its
+    share of the total was given back already."""
+    data = connection.user_data
+    if data is NO_USER_DATA:
+        port = connection.port
+        limit = port.settings.max_memory_per_connection
+        data = ConnectionData(port.meter, limit, port.grew, connection.connection_id)
+        data.accounted = connection.close_code is None and not connection.finished
+        connection.user_data = data
+    return data
 
 
 class HubActions(Protocol):
@@ -77,7 +92,7 @@ class ConnectionView:
     @property
     def user_data(self) -> dict[str, Any]:
         """Per-connection data the app may keep; dropped when the connection ends."""
-        return self._connection.user_data
+        return user_data_of(self._connection)
 
     @property
     def rtt(self) -> float | None:

@@ -22,6 +22,7 @@ from ..errors import StateError
 from ..observe.events import Events
 from ..observe.log import EventLog
 from ..resume.resumption import Plan, Resumption, control_frame
+from .handle import user_data_of
 
 
 class SessionBinder:
@@ -113,7 +114,7 @@ class SessionBinder:
         if old is not None and old is not connection:
             user_data, groups = dict(old.user_data), set(old.groups)
             old.abort(CloseCode.REPLACED, "replaced by a newer connection of the same session")
-        connection.user_data.restore(user_data)
+        user_data_of(connection).restore(user_data)
         for group in groups:
             self._registry.join(connection, group)
         return user_data, groups

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from asgi_ws_stabilizer import ConnectionGoneError, Hub, StabilizerMiddleware
+from asgi_ws_stabilizer.hub.handle import user_data_of
 
 from ..flow.fakes import FakeSocket, Probe, finish, holding_app
 from ..timing import t, until
@@ -60,7 +61,7 @@ async def test_resume_on_another_hub_replays_what_was_sent_while_away(
     session = await first.session()
     (connection,) = list(a.registry)
     await a.handle(connection).join("room")
-    connection.user_data["name"] = "Alice"
+    user_data_of(connection)["name"] = "Alice"
     for i in range(5):
         await b.publish("room", f"m{i}")
     await until(lambda: len(first.data()) == 5, "5 on A", t(5))
@@ -125,7 +126,7 @@ async def test_one_token_resumes_once_across_hubs(hubs: Callable[..., Hub]) -> N
     first = Client(a, "_stabilizer=1&client_id=carol")
     session = await first.session()
     (connection,) = list(a.registry)
-    connection.user_data["secret"] = 1
+    user_data_of(connection)["secret"] = 1
     await first.end()
     await asyncio.sleep(t(1.5))  # the user data is stored within a second
     one, two = Client(a, resume_query(session, 0)), Client(b, resume_query(session, 0))
@@ -197,9 +198,9 @@ async def test_user_data_is_stored_within_a_second(hubs: Callable[..., Hub]) -> 
     first = Client(a, "_stabilizer=1&client_id=fay")
     session = await first.session()
     (connection,) = list(a.registry)
-    connection.user_data["step"] = 1
+    user_data_of(connection)["step"] = 1
     await asyncio.sleep(t(1.5))
-    connection.user_data["step"] = 2
+    user_data_of(connection)["step"] = 2
     await asyncio.sleep(t(1.5))
     # The socket is still served on A (as if A were killed): B takes the session over.
     second = Client(b, resume_query(session, 0))

@@ -14,6 +14,7 @@ from asgi_ws_stabilizer import Hub
 from asgi_ws_stabilizer.backends.redis_sessions import RedisSessions
 from asgi_ws_stabilizer.backends.shared import Held
 from asgi_ws_stabilizer.core.messages import Frame, encode
+from asgi_ws_stabilizer.hub.handle import user_data_of
 
 from ..flow.test_hub import refusal
 from ..timing import t, until
@@ -40,7 +41,7 @@ async def test_a_half_open_socket_on_the_same_process_hands_over_its_fresher_dat
     session = await old.session()
     (first,) = list(a.registry)
     await a.handle(first).join("room")
-    first.user_data["fresh"] = True  # not stored yet: the next check is a second away
+    user_data_of(first)["fresh"] = True  # not stored yet: the next check is a second away
     new = Client(a, resume_query(session, 0))
     resumed = await new.session()
     assert resumed["resumed"] is True
@@ -224,7 +225,7 @@ async def test_a_drain_stores_user_data_before_it_tells_clients_to_go(
     client = Client(a, "_stabilizer=1&client_id=ola")
     await client.session()
     (connection,) = list(a.registry)
-    connection.user_data["cart"] = [1, 2]
+    user_data_of(connection)["cart"] = [1, 2]
     draining = asyncio.create_task(a.drain(timeout=t(2), spread=0))
 
     def drain_frame() -> str | None:
@@ -256,12 +257,12 @@ async def test_user_data_that_cannot_be_stored_keeps_the_last_stored(
     fine = Client(a, "_stabilizer=1&client_id=quinn")
     fine_session = await fine.session()
     by_client = {c.client_id: c for c in a.registry}
-    by_client["pat"].user_data["when"] = {1, 2}  # a set: stored as its str()
+    user_data_of(by_client["pat"])["when"] = {1, 2}  # a set: stored as its str()
     await asyncio.sleep(t(1.5))
     loop: dict[str, object] = {}
     loop["self"] = loop
-    by_client["pat"].user_data["loop"] = loop
-    by_client["quinn"].user_data["n"] = 1
+    user_data_of(by_client["pat"])["loop"] = loop
+    user_data_of(by_client["quinn"])["n"] = 1
     await asyncio.sleep(t(1.5))
     await odd.end()
     await fine.end()

@@ -12,8 +12,8 @@ from starlette.types import Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from asgi_ws_stabilizer import ConnectionHandle, Hub, StabilizerMiddleware
-from asgi_ws_stabilizer.core.memory import deep_size
-from asgi_ws_stabilizer.errors import MemoryLimitExceededError
+from asgi_ws_stabilizer.core.memory import NO_USER_DATA, deep_size
+from asgi_ws_stabilizer.errors import MemoryLimitExceededError, StateError
 
 from ..timing import WAIT, turns, until
 from .fakes import FakeSocket, Probe, finish, record_app
@@ -25,6 +25,41 @@ SHED = "memory limit: connection shed"
 def item(key: str, value: object) -> int:
     """Bytes one ``user_data`` entry is accounted at."""
     return deep_size(key) + deep_size(value)
+
+
+# -- user data made on first use -------------------------------------------------------------------
+
+
+async def test_user_data_is_made_on_first_use_and_accounted_from_then() -> None:
+    """A socket has no user data of its own until the app first asks for it; the shared empty
+    one refuses writes; what is stored then counts in ``memory_usage`` until the socket ends."""
+    hub = Hub()
+    one = await serve(hub)
+    connection = one.connection
+    assert connection.user_data is NO_USER_DATA
+    with pytest.raises(StateError):
+        NO_USER_DATA["k"] = "v"
+    assert dict(NO_USER_DATA) == {}
+    data = one.handle.user_data
+    assert data is connection.user_data is one.handle.user_data
+    assert data is not NO_USER_DATA
+    data["k"] = "v"
+    assert hub.memory_usage()["user_data"] == item("k", "v")
+    await end_all([one])
+    assert hub.memory_usage()["user_data"] == 0
+
+
+async def test_user_data_first_used_after_the_end_is_not_accounted() -> None:
+    """Data first made after the socket ended (a handler that writes on its way out) is not
+    counted: nothing would give its share back."""
+    hub = Hub()
+    one = await serve(hub)
+    connection = one.connection
+    handle = one.handle
+    await end_all([one])
+    handle.user_data["late"] = "x" * 100
+    assert connection.user_data["late"] == "x" * 100
+    assert hub.memory_usage()["user_data"] == 0
 
 
 # -- per-connection limit -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware, StateError
+from asgi_ws_stabilizer.hub.handle import user_data_of
 
 from ..timing import until
 from .fakes import FakeSocket, Probe, finish, holding_app
@@ -27,7 +28,7 @@ async def test_resume_restores_client_id_user_data_and_groups() -> None:
     await first.accepted()
     session = json.loads((await first.next_sent())["text"])
     (connection,) = list(hub.registry)
-    connection.user_data["name"] = "Alice"
+    user_data_of(connection)["name"] = "Alice"
     await hub.handle(connection).join("room")
     first.disconnect()
     await until(lambda: hub.connection_count == 0, "the first socket is gone")
@@ -107,7 +108,7 @@ async def test_spent_token_confers_nothing_of_the_session() -> None:
     tasks = [owner.serve(mw)]
     token = (await session_of(owner))["token"]
     (first,) = list(hub.registry)
-    first.user_data["secret"] = "x"
+    user_data_of(first)["secret"] = "x"
     await hub.handle(first).join("private")
     resumed = FakeSocket(query=resume_query(token, 0))
     tasks.append(resumed.serve(mw))
@@ -284,7 +285,7 @@ async def test_resume_over_a_half_open_socket_delivers_each_message_once() -> No
     token = (await session_of(old_sock))["token"]
     (old,) = list(hub.registry)
     await hub.handle(old).join("room")
-    old.user_data["k"] = "v"
+    user_data_of(old)["k"] = "v"
     await hub.publish("room", "before")
     assert (await old_sock.next_sent())["text"] == "before"
     gate.clear()
