@@ -40,6 +40,7 @@ from .gate import Gate
 from .inbox import Inbox
 from .port import HubPort
 from .reader import Reader
+from .writer import ended_receive, ended_send
 
 SEND_BURST = 32
 """Writes that complete without waiting before an app's send yields to the event loop once."""
@@ -333,11 +334,13 @@ class Connection(Reader):
     def abandon(self) -> None:
         """Give everything back at once: the handler is done (or never ran)."""
         self.stop_pump()
-        self.gate.abandon()
+        self.gate.abandon(final=True)
         self._finish()
         self.inbox.clear()
-        # Its state holds the app's handle, which holds us: no cycle for the collector to find.
+        # The scope's state holds the app's handle, which holds us; the server's protocol holds
+        # the scope, and we held its methods: let go of both (no cycle for the collector).
         self.scope = ENDED_SCOPE
+        self.server_send, self._receive = ended_send, ended_receive
 
     def peer_left(self, message: Message) -> None:
         """The server reported the disconnect in ``message``."""

@@ -7,8 +7,7 @@ elsewhere. The gate also remembers that a close went out, so every close is idem
 a transport error into "gone".
 
 Frames queued without waiting (pings, hub sends) form the **outbox**, bounded in bytes. A write
-that takes longer than ``send_timeout`` marks the socket gone: a peer that stopped reading must
-not hold a sender forever.
+that takes longer than ``send_timeout`` marks the socket gone (a stalled peer holds no sender).
 
 Writes are started synchronously, by stepping the server's ``send()`` once by hand; only a write
 that really blocks gets a writer task and a timeout (writer.py drives the server's ``send()``).
@@ -24,7 +23,7 @@ from starlette.types import Message, Send
 from ..core.memory import Meter
 from ..errors import ConnectionGoneError
 from .backlog import Backlog, Item
-from .writer import DONE, Resume, finish, start
+from .writer import DONE, Resume, ended_send, finish, start
 
 GIVE_UP_WAIT = 1.0  # seconds give_up waits for a cancelled write to leave the server's send
 
@@ -294,11 +293,12 @@ class Gate(Backlog):
         self.gone = True
         self._fail_queued(self._refuse)
 
-    def abandon(self) -> None:
-        """Stop the writer and drop the backlog (teardown after the app has returned).
-
-        The owner (which holds this gate) is let go: refcounting frees both, no collector pass.
-        """
+    def abandon(self, *, final: bool = False) -> None:
+        """Stop the writer and drop the backlog (teardown after the app has returned). The owner
+        (which holds this gate) is let go, and when ``final`` the server's ``send`` too
+        (writer.ended_send): refcounting frees them all, no collector pass."""
+        if final:
+            self._send = ended_send
         self._owner = NOBODY
         self._fail_queued(self._refuse)
         if self._writer is not None:

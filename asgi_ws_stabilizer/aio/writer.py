@@ -25,6 +25,18 @@ DONE: Any = object()
 """What stepping a write returns when the write has completed (``next``'s default)."""
 
 
+async def ended_send(message: Message) -> None:
+    """A connection's ``send`` once it has given everything back: the server's is let go, as
+    the server's protocol object keeps the scope, whose state holds the app's handle, which
+    holds the connection (a cycle only the garbage collector would free)."""
+    raise RuntimeError("websocket connection has ended")
+
+
+async def ended_receive() -> Message:
+    """A connection's ``receive`` once it has given everything back (see ``ended_send``)."""
+    return {"type": "websocket.disconnect", "code": 1006}
+
+
 class Resume:
     """Awaitable that continues a coroutine the gate already stepped once by hand.
 

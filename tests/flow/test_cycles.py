@@ -1,9 +1,10 @@
 """A connection that ends leaves no reference cycle: refcounting frees it at once.
 
 A cycle per connection (a connection's gate holding the connection's method, its user data
-holding its own methods, its scope holding the app's handle of it) is found only by the garbage
-collector: with thousands of sockets coming and going, its collections showed as a tenth of
-the CPU of a connect + close, and the memory waited for them.
+holding its own methods, its scope holding the app's handle of it, the server's protocol object
+holding that scope while the connection holds the protocol's receive and send) is found only by
+the garbage collector: with thousands of sockets coming and going, its collections showed as a
+tenth of the CPU of a connect + close, and the memory waited for them.
 """
 
 from __future__ import annotations
@@ -62,32 +63,41 @@ async def test_ended_connections_leave_nothing_for_the_garbage_collector() -> No
     app = StabilizerMiddleware(Starlette(routes=[WebSocketRoute("/ws", chat)]), hub=hub)
     sent: list[str] = []
 
-    async def one() -> None:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        for message in (
-            {"type": "websocket.connect"},
-            {"type": "websocket.receive", "text": "hello"},
-            {"type": "websocket.disconnect", "code": 1000},
-        ):
-            queue.put_nowait(message)
+    class ServerSide:
+        """What uvicorn's protocol object is to a socket: it keeps the scope (whose state
+        holds the app's handle), and its bound methods are the app's receive and send."""
 
-        async def send(message: Message) -> None:
+        def __init__(self) -> None:
+            self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+            for message in (
+                {"type": "websocket.connect"},
+                {"type": "websocket.receive", "text": "hello"},
+                {"type": "websocket.disconnect", "code": 1000},
+            ):
+                self.queue.put_nowait(message)
+            self.scope = {
+                "type": "websocket",
+                "path": "/ws",
+                "raw_path": b"/ws",
+                "query_string": b"",
+                "headers": [(b"host", b"test")],
+                "client": ("127.0.0.1", 1234),
+                "server": ("127.0.0.1", 80),
+                "scheme": "ws",
+                "subprotocols": [],
+                "asgi": {"version": "3.0"},
+                "state": {},
+            }
+
+        async def receive(self) -> dict[str, Any]:
+            return await self.queue.get()
+
+        async def send(self, message: Message) -> None:
             sent.append(message["type"])
 
-        scope = {
-            "type": "websocket",
-            "path": "/ws",
-            "raw_path": b"/ws",
-            "query_string": b"",
-            "headers": [(b"host", b"test")],
-            "client": ("127.0.0.1", 1234),
-            "server": ("127.0.0.1", 80),
-            "scheme": "ws",
-            "subprotocols": [],
-            "asgi": {"version": "3.0"},
-            "state": {},
-        }
-        await app(scope, queue.get, send)
+    async def one() -> None:
+        server = ServerSide()
+        await app(server.scope, server.receive, server.send)
 
     await hub.start()
     try:
@@ -99,5 +109,7 @@ async def test_ended_connections_leave_nothing_for_the_garbage_collector() -> No
         assert hub.connection_count == 0
         assert sent.count("websocket.accept") == 21
         assert ours(found) == [], f"cycles left by ended connections: {ours(found)}"
+        servers = [o for o in found if isinstance(o, ServerSide)]
+        assert servers == [], f"{len(servers)} server-side objects left in cycles"
     finally:
         await hub.stop()
