@@ -33,6 +33,7 @@ def test_defaults() -> None:
     assert s.client_id_param == "client_id"
     assert s.loop_stall_threshold == 0.5
     assert s.log_level == "INFO"
+    assert s.log_connections is False
     assert s.heartbeat_enabled
 
 
@@ -48,12 +49,14 @@ def test_env_vars_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WS_STABILIZER_MAX_CONNECTIONS", "100")
     monkeypatch.setenv("WS_STABILIZER_PING_MESSAGE", "hb")
     monkeypatch.setenv("WS_STABILIZER_LOG_LEVEL", "warning")
+    monkeypatch.setenv("WS_STABILIZER_LOG_CONNECTIONS", "true")
     s = load_settings()
     assert s.heartbeat_interval == 5.0
     assert s.heartbeat_timeout == 2.5
     assert s.max_connections == 100
     assert s.ping_message == "hb"
     assert s.log_level == "WARNING"
+    assert s.log_connections is True
 
 
 def test_keyword_arguments_override_env(monkeypatch: pytest.MonkeyPatch) -> None:
