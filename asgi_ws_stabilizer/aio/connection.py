@@ -11,7 +11,8 @@ middleware. The app talks to ``receive``/``send`` below instead of the server's:
 
 When the app returns or raises, the middleware sends the close itself (1000 or 1011): servers
 otherwise give 1006, 1011, an empty close or nothing (``reference/asgi-facts.md`` 2.6 and 4).
-The connection reaches the hub only through its ``HubPort`` (aio/port.py).
+The app's ``send`` is in aio/sending.py. The connection reaches the hub only through its
+``HubPort`` (aio/port.py).
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ from typing import Any
 
 from starlette.types import Message, Receive, Send
 
-from ..codes import CLOSE_TIMEOUT, CloseCode
+from ..codes import CloseCode
 from ..core.heartbeat import HeartbeatState
 from ..core.ids import new_id, new_ids
 from ..core.memory import NO_USER_DATA, ConnectionData
 from ..core.messages import payload_size
 from ..core.state import CLOSED, CLOSING, CONNECTING, OPEN, REFUSED, TRANSITIONS, State
-from ..errors import ConnectionGoneError
 from ..observe.log import EventLog
 from ..observe.traffic import Traffic
 from ..resume.resumption import Binding
@@ -40,10 +40,8 @@ from .gate import Gate
 from .inbox import Inbox
 from .port import HubPort
 from .reader import Reader
+from .sending import AppSender
 from .writer import ended_receive, ended_send
-
-SEND_BURST = 32
-"""Writes that complete without waiting before an app's send yields to the event loop once."""
 
 ENDED_SCOPE: Any = MappingProxyType({})  # Connection.scope once it has given everything back
 NO_GROUPS: frozenset[str] = frozenset()
@@ -57,11 +55,10 @@ async def _ready(message: Message) -> Message:
     return message
 
 
-class Connection(Reader):
+class Connection(Reader, AppSender):
     """The middleware's side of one WebSocket."""
 
     __slots__ = (
-        "_burst",
         "_connect_message",
         "_gone",
         "_pending_close",
@@ -129,7 +126,6 @@ class Connection(Reader):
         self.heartbeat = NO_HEARTBEAT  # its own from start_beating (about 90 bytes)
         self.beating = False
         """Whether this socket gets the text heartbeat (pings, and 4408 when silent)."""
-        self._burst = 0
         self.accepted_at: float | None = None
         self.close_code: int | None = None
         self.close_reason = ""
@@ -184,72 +180,6 @@ class Connection(Reader):
         if state is CONNECTING or state is REFUSED:
             return self._receive()
         return self.read()
-
-    async def send(self, message: Message) -> None:
-        """The app's ``send``."""
-        kind = message["type"]
-        if kind == "websocket.send":
-            if self.state is CONNECTING:
-                # Let the server report the protocol error in its own words.
-                await self.server_send(message)
-                return
-            # payload_size(message), inlined for text (the common case): once per message sent.
-            text = message.get("text")
-            if text is None:
-                size = payload_size(message)
-            else:
-                size = len(text) if text.isascii() else len(text.encode())
-            gate = self.gate
-            session = self.session
-            if session is not None:
-                if session.shared:
-                    # Into the session's log in the broker first, then to this socket in the
-                    # log's order (the hub's outbox counts it then).
-                    await self.port.send_shared(self, message, size)
-                    return
-                if gate.open:
-                    session.record(message, size)
-            started = gate.write_now(message)  # usually True: out at once, nothing to await
-            if started is False:
-                await gate.send(message, size)
-            elif started is not True:
-                await gate.finish_write(started, message, size)
-            traffic = self.traffic
-            traffic.messages_out += 1
-            traffic.bytes_out += size
-            if started is True:
-                # A send loop whose writes never wait never lets the loop run, so never learns
-                # that its peer left (hypercorn makes sends to a closed socket silent no-ops;
-                # only our reader sees it): a loop turn every SEND_BURST such writes.
-                self._burst += 1
-                if self._burst >= SEND_BURST:
-                    self._burst = 0
-                    await asyncio.sleep(0)
-        elif kind == "websocket.accept" and self.state is CONNECTING:
-            if self._pending_close is not None:
-                code, reason, _ = self._pending_close
-                self._to(REFUSED)
-                await self.server_send({"type": "websocket.close", "code": code, "reason": reason})
-                raise ConnectionGoneError(
-                    f"websocket was closed ({code}) before the app accepted it", code=code
-                )
-            await self.server_send(message)
-            self._opened()
-            await self.port.connected(self)
-        elif kind == "websocket.close":
-            if self.state is CONNECTING:
-                self._to(REFUSED)
-                await self.server_send(message)
-                return
-            code = int(message.get("code") or CloseCode.NORMAL)
-            reason = message.get("reason") or ""
-            if self.gate.close_nowait(code, reason):
-                self.mark_closing(code, reason, "app")
-                await self.gate.flush(CLOSE_TIMEOUT)
-        else:
-            if kind.startswith("websocket.http.response") and self.state is CONNECTING:
-                self._to(REFUSED)
-            await self.server_send(message)
 
     # -- lifecycle ----------------------------------------------------------------------------
 

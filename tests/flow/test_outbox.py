@@ -10,8 +10,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from asgi_ws_stabilizer import ConnectionGoneError, Hub
-from asgi_ws_stabilizer.aio import connection as connection_module
 from asgi_ws_stabilizer.aio import runner as runner_module
+from asgi_ws_stabilizer.aio import sending as sending_module
 from asgi_ws_stabilizer.core.delivery import BroadcastResult
 from asgi_ws_stabilizer.hub import services as services_module
 
@@ -301,7 +301,7 @@ async def test_close_held_behind_a_blocked_write_is_handed_over(
     """A slow consumer closed 1013 whose peer never reads again: once the close timeout has
     passed, the blocked write is cancelled and the 1013 close handed to the server without
     waiting; the handler returns and nothing is left waiting in the server's send."""
-    monkeypatch.setattr(connection_module, "CLOSE_TIMEOUT", 0.05)
+    monkeypatch.setattr(sending_module, "CLOSE_TIMEOUT", 0.05)
     monkeypatch.setattr(runner_module, "CLOSE_TIMEOUT", 0.05)
     monkeypatch.setattr(services_module, "CLOSE_TIMEOUT", 0.05)
     hub = Hub(max_send_queue=10, slow_consumer_policy="close")

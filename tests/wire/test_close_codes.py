@@ -10,8 +10,8 @@ from structlog.testing import capture_logs
 from websockets.exceptions import ConnectionClosed
 
 from asgi_ws_stabilizer import Hub
-from asgi_ws_stabilizer.aio import connection as connection_module
 from asgi_ws_stabilizer.aio import runner as runner_module
+from asgi_ws_stabilizer.aio import sending as sending_module
 from asgi_ws_stabilizer.hub import services as services_module
 
 from ..apps import build
@@ -91,7 +91,7 @@ async def test_blocked_slow_consumer_never_sees_a_server_error(
     past ``send_timeout``); when it reads again it finds the data, then 1013 or the end of
     the stream, never 1011 (hypercorn's "internal error" when a handler returns without
     having handed over a close)."""
-    monkeypatch.setattr(connection_module, "CLOSE_TIMEOUT", t(0.5))
+    monkeypatch.setattr(sending_module, "CLOSE_TIMEOUT", t(0.5))
     monkeypatch.setattr(runner_module, "CLOSE_TIMEOUT", t(0.5))
     monkeypatch.setattr(services_module, "CLOSE_TIMEOUT", t(0.5))
     send_timeout = t(0.5) if how == "send_timeout" else None
