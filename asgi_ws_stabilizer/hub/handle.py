@@ -17,8 +17,8 @@ from ..core.messages import OutboundMessage
 
 def user_data_of(connection: Connection) -> ConnectionData:
     """``connection``'s user data, made on first use (until then it is the shared, empty
-    ``NO_USER_DATA``). Made after the connection was shed or ended, it is not accounted: its
-    share of the total was given back already."""
+    ``NO_USER_DATA``). Made once a close is under way or the connection has ended, it is not
+    accounted: the connection's share of the total is given back (or was) without it."""
     data = connection.user_data
     if data is NO_USER_DATA:
         port = connection.port
