@@ -31,7 +31,7 @@ from ..core.heartbeat import HeartbeatState
 from ..core.ids import new_id, new_ids
 from ..core.memory import NO_USER_DATA, ConnectionData
 from ..core.messages import payload_size
-from ..core.state import CLOSED, CLOSING, CONNECTING, OPEN, REFUSED, TRANSITIONS, State
+from ..core.state import CLOSED, CLOSING, CONNECTING, OPEN, REFUSED, State, allowed
 from ..observe.log import EventLog
 from ..observe.traffic import Traffic
 from ..resume.resumption import Binding
@@ -39,9 +39,9 @@ from ..resume.sessions import Session
 from .gate import Gate
 from .inbox import Inbox
 from .port import HubPort
-from .reader import Reader
+from .reader import Reader, ended_receive
 from .sending import AppSender
-from .writer import ended_receive, ended_send
+from .writer import ended_send
 
 ENDED_SCOPE: Any = MappingProxyType({})  # Connection.scope once it has given everything back
 NO_GROUPS: frozenset[str] = frozenset()
@@ -146,7 +146,7 @@ class Connection(Reader, AppSender):
     def _to(self, new: State) -> bool:
         """Move to ``new`` if that transition is allowed (logged at debug); else nothing."""
         old = self.state
-        if new not in TRANSITIONS[old]:  # core.state.allowed, inlined: a few times per socket
+        if not allowed(old, new):
             return False
         self.state = new
         log = self.port.log

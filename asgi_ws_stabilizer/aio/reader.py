@@ -43,6 +43,13 @@ our own interruption of that read from a cancellation of the app."""
 
 DISCONNECTED: Message = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
 
+
+async def ended_receive() -> Message:
+    """A connection's ``receive`` once it has given everything back (writer.ended_send says
+    why the server's is let go)."""
+    return DISCONNECTED
+
+
 running_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
 """``asyncio.current_task(loop)``: the task running on ``loop`` (once per inline read)."""
 if sys.version_info >= (3, 12):

@@ -32,11 +32,6 @@ async def ended_send(message: Message) -> None:
     raise RuntimeError("websocket connection has ended")
 
 
-async def ended_receive() -> Message:
-    """A connection's ``receive`` once it has given everything back (see ``ended_send``)."""
-    return {"type": "websocket.disconnect", "code": 1006}
-
-
 class Resume:
     """Awaitable that continues a coroutine the gate already stepped once by hand.
 

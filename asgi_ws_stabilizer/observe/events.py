@@ -68,8 +68,7 @@ class Events:
         """A socket was accepted."""
         for sink in self.sinks:
             sink.opened()
-        if log.enabled(self.connection_level):
-            log.at(self.connection_level, "connection_opened", **fields)
+        log.at(self.connection_level, "connection_opened", **fields)
 
     def closed(
         self,
