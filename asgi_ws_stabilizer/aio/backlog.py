@@ -39,14 +39,16 @@ class Item:
 class Backlog:
     """Frames waiting to be written behind the one in flight, with their bytes on a meter."""
 
-    __slots__ = ("_busy", "_idle_waiters", "_meter", "_once", "_queue", "queued_bytes")
+    __slots__ = ("_idle_waiters", "_meter", "_once", "busy", "queued_bytes", "waiting")
 
     def __init__(self, meter: Meter) -> None:
         self._meter = meter
         # Created on first use: an idle socket should not carry an empty deque (about 600 B).
-        self._queue: deque[Item] | None = None
-        self._busy = False
-        """A frame is being written: later frames wait in the queue."""
+        self.waiting: deque[Item] | None = None
+        """The frames waiting, oldest first (read-only outside the gate)."""
+        self.busy = False
+        """A frame is being written: later frames wait (read-only outside the gate, but for
+        the app's send, aio/sending.py, which writes when neither is set)."""
         self._idle_waiters: list[asyncio.Future[None]] | None = None
         self._once: Message | None = None
         """The frame handed over with ``send_once`` that is still waiting to be written."""
@@ -56,16 +58,16 @@ class Backlog:
     @property
     def backlog(self) -> int:
         """Frames waiting to be written."""
-        return len(self._queue) if self._queue else 0
+        return len(self.waiting) if self.waiting else 0
 
     def items(self) -> list[Item]:
         """The frames waiting to be written, oldest first."""
-        return list(self._queue) if self._queue else []
+        return list(self.waiting) if self.waiting else []
 
     def _append(self, item: Item) -> None:
-        queue = self._queue
+        queue = self.waiting
         if queue is None:
-            queue = self._queue = deque()
+            queue = self.waiting = deque()
         queue.append(item)
         self._account(item.size)
 
@@ -78,17 +80,17 @@ class Backlog:
 
         Returns how many frames and bytes were dropped.
         """
-        if not self._queue:
+        if not self.waiting:
             return 0, 0
         kept: deque[Item] = deque()
         frames = freed = 0
-        for item in self._queue:
+        for item in self.waiting:
             if freed < needed and item.droppable:
                 frames += 1
                 freed += item.size
             else:
                 kept.append(item)
-        self._queue = kept
+        self.waiting = kept
         self._account(-freed)
         return frames, freed
 
@@ -97,7 +99,7 @@ class Backlog:
 
         Returns ``False`` if ``timeout`` ran out first.
         """
-        if not self._busy and not self._queue:
+        if not self.busy and not self.waiting:
             return True
         idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._idle_waiters is None:
@@ -113,7 +115,7 @@ class Backlog:
         return True
 
     def _wake_idle(self) -> None:
-        if self._busy or self._queue or not self._idle_waiters:
+        if self.busy or self.waiting or not self._idle_waiters:
             return
         waiters, self._idle_waiters = self._idle_waiters, None
         for waiter in waiters:
@@ -123,7 +125,7 @@ class Backlog:
     def _fail_queued(self, refuse: Callable[[], BaseException]) -> None:
         """Drop every waiting frame; a sender awaiting one gets the error ``refuse()`` makes."""
         self._once = None
-        queue = self._queue
+        queue = self.waiting
         while queue:
             item = queue.popleft()
             self._account(-item.size)

@@ -38,8 +38,9 @@ from ..resume.resumption import Binding
 from ..resume.sessions import Session
 from .gate import Gate
 from .inbox import Inbox
+from .inline import INLINE_READS, ended_receive
 from .port import HubPort
-from .reader import Reader, ended_receive
+from .reader import Reader
 from .sending import AppSender
 from .writer import ended_send
 
@@ -149,12 +150,25 @@ class Connection(Reader, AppSender):
         if not allowed(old, new):
             return False
         self.state = new
+        self._requick()
         log = self.port.log
         if log.debugging:
             log.debug(
                 "connection_state", connection_id=self.connection_id, old=old.value, new=new.value
             )
         return True
+
+    def _requick(self) -> None:
+        """Work out ``quick`` (reader.py) again: after a change of state, of the connect message
+        or of the heartbeat, or once a close is under way."""
+        self.quick = (
+            self.state is OPEN
+            and INLINE_READS
+            and self._connect_message is None
+            and not self.beating
+            and self._bucket is None
+            and self.close_code is None
+        )
 
     @property
     def finished(self) -> bool:
@@ -168,14 +182,14 @@ class Connection(Reader, AppSender):
 
     # -- the app's view ---------------------------------------------------------------------
 
-    def receive(self) -> Awaitable[Message]:
-        """The app's ``receive``: the awaitable of whoever reads now (no frame of its own)."""
+    def receive_other(self) -> Awaitable[Message]:
+        """The app's ``receive`` when it is not ``quick`` (reader.py): the awaitable of whoever
+        reads now."""
         state = self.state
         message = self._connect_message
-        if state is OPEN and message is None:
-            return self.read()  # the common case first: this runs once per message
         if message is not None:
             self._connect_message = None
+            self._requick()
             return _ready(message)
         if state is CONNECTING or state is REFUSED:
             return self._receive()
@@ -195,6 +209,7 @@ class Connection(Reader, AppSender):
         """Send this socket the text heartbeat from now on."""
         settings, now = self.port.settings, self.port.clock_now()
         self.beating = True
+        self.quick = False
         interval = settings.heartbeat_interval or 0.0
         self.heartbeat = HeartbeatState(interval, settings.heartbeat_timeout, now)
         self.port.watch(self, now + interval)
@@ -217,6 +232,7 @@ class Connection(Reader, AppSender):
             self.close_code = int(code)
             self.close_reason = reason
             self.closed_by = by
+            self.quick = False
         if self.state is OPEN:
             self._to(CLOSING)
 
@@ -279,6 +295,7 @@ class Connection(Reader, AppSender):
             self.close_code = int(message.get("code") or CloseCode.NORMAL)
             self.close_reason = message.get("reason") or ""
             self.closed_by = "client"
+            self.quick = False
         self.inbox.finish(message)
         self._finish()
 

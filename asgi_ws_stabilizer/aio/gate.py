@@ -112,60 +112,34 @@ class Gate(Backlog):
         """
         if self.close_code is not None or self.gone:
             raise self._refuse()
-        if self._busy or self._queue:
+        if self.busy or self.waiting:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._append(Item(message, size, done, False))
             self._kick()
             await done
             return
-        self._busy = True
+        self.busy = True
         try:
             blocked = self._start(message)
         finally:
-            self._busy = False
+            self.busy = False
         if blocked is None:
-            if self._queue or self._idle_waiters:
+            if self.waiting or self._idle_waiters:
                 self._kick()
             return
         # The server made us wait (backpressure): count the frame as held until it is out.
-        self._busy = True
+        self.busy = True
         await self.finish_write(blocked, message, size)
 
-    def write_now(self, message: Message) -> Resume | bool:
-        """Start writing a data frame (``websocket.send``) at once if the gate is idle (the
-        app's fast path).
-
-        Returns ``True`` when the frame is out; ``False`` (nothing written) when the gate is
-        busy, has a backlog or is closed: then ``await send()``; or, when the server has to
-        wait, the rest of the write: ``await finish_write(it, message, size)``.
-
-        Raises:
-            ConnectionGoneError: the server reported the socket gone.
-        """
-        if self._busy or self._queue or self.close_code is not None or self.gone:
-            return False
-        # ``_start`` and writer.start, inlined: this runs once per message the app sends, where
-        # the two calls showed in the profile. Kept in step with them; ``message`` is a
-        # ``websocket.send`` (the app's data frame), so there is no close to record.
-        if self.close_written:
-            raise self._refuse()
-        try:
-            step = self._send(message).__await__()
-            yielded = next(step, DONE)  # DONE, not StopIteration, when the write completed
-        except (OSError, RuntimeError) as exc:
-            raise self._failed(exc, message) from exc
-        if yielded is DONE:
-            return True
-        self._busy = True  # until finish_write: later frames queue behind this one
-        return Resume(step, yielded)
-
     async def finish_write(self, blocked: Resume, message: Message, size: int) -> None:
-        """Finish a write that ``write_now`` started and the server made wait."""
+        """Finish a write of the app's that the server made wait (aio/sending.py started it
+        on an idle gate, with nothing awaited since): later frames wait behind it."""
+        self.busy = True
         self._account(size)
         try:
             await self._finish(blocked, message)
         finally:
-            self._busy = False
+            self.busy = False
             self._account(-size)
             self._kick()
 
@@ -178,7 +152,7 @@ class Gate(Backlog):
         """
         if self.close_code is not None or self.gone:
             return False
-        if self._busy or self._queue:
+        if self.busy or self.waiting:
             self._append(Item(message, size, None, droppable))
             self._kick()
             return True
@@ -190,7 +164,7 @@ class Gate(Backlog):
             step = self._send(message).__await__()
             yielded = next(step, DONE)  # DONE, not StopIteration, when the write completed
         except (OSError, RuntimeError) as exc:
-            failure = self._failed(exc, message)
+            failure = self.failed(exc, message)
             if isinstance(failure, ConnectionGoneError):
                 return True  # handed over; the socket turned out to be gone (the owner was told)
             raise failure from exc
@@ -198,7 +172,7 @@ class Gate(Backlog):
             if message["type"] == "websocket.close":
                 self.close_written = True
             return True
-        self._busy = True
+        self.busy = True
         self._account(size)
         self._writer = asyncio.get_running_loop().create_task(
             self._drain(Resume(step, yielded), message, size), name="asgi_ws_stabilizer:writer"
@@ -213,7 +187,7 @@ class Gate(Backlog):
         """
         if self._once is message:
             return True
-        if self.open and (self._busy or self._queue):
+        if self.open and (self.busy or self.waiting):
             self._once = message  # it will wait in the outbox (send_nowait queues it)
         return self.send_nowait(message, size)
 
@@ -307,10 +281,10 @@ class Gate(Backlog):
     # -- internals --------------------------------------------------------------------------
 
     def _kick(self) -> None:
-        if not self._queue:
-            if not self._busy:
+        if not self.waiting:
+            if not self.busy:
                 self._wake_idle()
-        elif not self._busy and self._writer is None:
+        elif not self.busy and self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(
                 self._drain(None, None, 0), name="asgi_ws_stabilizer:writer"
             )
@@ -324,15 +298,15 @@ class Gate(Backlog):
                 except Exception:
                     pass  # gone: _went() has told the connection
                 finally:
-                    self._busy = False
+                    self.busy = False
                     self._account(-size)
-            queue = self._queue
+            queue = self.waiting
             while queue:
                 item = queue.popleft()
                 if item.message is self._once:
                     self._once = None
                 done = item.done
-                self._busy = True
+                self.busy = True
                 try:
                     blocked = self._start(item.message)
                     if blocked is not None:
@@ -344,9 +318,9 @@ class Gate(Backlog):
                     if done is not None and not done.done():
                         done.set_result(None)
                 finally:
-                    self._busy = False
+                    self.busy = False
                     self._account(-item.size)
-                queue = self._queue
+                queue = self.waiting
         finally:
             self._writer = None
             self._wake_idle()
@@ -358,7 +332,7 @@ class Gate(Backlog):
         try:
             blocked = start(self._send, message)
         except (OSError, RuntimeError) as exc:
-            raise self._failed(exc, message) from exc
+            raise self.failed(exc, message) from exc
         if blocked is None and message["type"] == "websocket.close":
             self.close_written = True
         return blocked
@@ -368,11 +342,12 @@ class Gate(Backlog):
         try:
             await finish(blocked, self._send_timeout, self._timed_out)
         except (OSError, RuntimeError) as exc:
-            raise self._failed(exc, message) from exc
+            raise self.failed(exc, message) from exc
         if message["type"] == "websocket.close":
             self.close_written = True
 
-    def _failed(self, exc: BaseException, message: Message) -> BaseException:
+    def failed(self, exc: BaseException, message: Message) -> BaseException:
+        """The server's ``send`` raised ``exc`` writing ``message``: what to raise instead."""
         # ASGI 2.4: a send on a closed connection raises an OSError subclass (uvicorn's
         # ClientDisconnected); servers raise RuntimeError for a send after their own close
         # (uvicorn) or after the transport went away (granian). A timeout is an OSError too.

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from starlette.types import Message, Receive
@@ -34,39 +33,9 @@ from ..observe.log import EventLog
 from ..observe.traffic import Traffic
 from .gate import Gate
 from .inbox import Inbox
+from .inline import DISCONNECTED, INLINE_READS, loop_clock, running_task
 from .port import HeartbeatTexts
 from .readers import ReaderWatch
-
-INLINE_READS = sys.version_info >= (3, 11)
-"""Whether the app may read the server inline: it relies on ``Task.uncancel`` (3.11+) to tell
-our own interruption of that read from a cancellation of the app."""
-
-DISCONNECTED: Message = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
-
-
-async def ended_receive() -> Message:
-    """A connection's ``receive`` once it has given everything back (writer.ended_send says
-    why the server's is let go)."""
-    return DISCONNECTED
-
-
-running_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None]
-"""``asyncio.current_task(loop)``: the task running on ``loop`` (once per inline read)."""
-if sys.version_info >= (3, 12):
-    running_task = asyncio.current_task  # C code
-else:
-    # On 3.10 and 3.11 (releases that take security fixes only) ``asyncio.current_task`` is
-    # Python code around one lookup in this dict (the C tasks' own, bound to this name when
-    # asyncio.tasks is imported): doing the lookup itself saves a call per message.
-    running_task = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
-
-
-def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
-    """``loop.time``, or the same clock without its Python frame: asyncio's own loops define
-    ``time()`` as ``time.monotonic()`` (read once per inbound message)."""
-    if type(loop).time is asyncio.BaseEventLoop.time:
-        return time.monotonic
-    return loop.time
 
 
 class ReaderServices(Protocol):
@@ -103,6 +72,7 @@ class Reader(ABC):
         "_pump_task",
         "_task",
         "last_active",
+        "quick",
         "reading",
     )
 
@@ -137,6 +107,10 @@ class Reader(ABC):
         self._task: asyncio.Task[Any] | None = None
         self._interrupted = False
         self._pump_task: asyncio.Task[None] | None = None
+        self.quick = False
+        """Whether the app's next ``receive`` may take the short way: the socket is open, its
+        connect message handed over, it gets no heartbeat, has no rate limit and is not
+        closing (the connection keeps it up to date)."""
 
     @property
     @abstractmethod
@@ -164,65 +138,104 @@ class Reader(ABC):
     def abort(self, code: int, reason: str) -> None:
         """End the connection with ``code``: close frame out next."""
 
-    async def read(self) -> Message:
-        """The app's ``receive`` once the socket is open."""
-        inbox = self.inbox
-        if self.reading or not INLINE_READS or not inbox.idle:
-            return await inbox.get()
+    async def receive(self) -> Message:
+        """The app's ``receive``.
+
+        The common case runs in this one frame: an open socket that nobody else reads, whose
+        next message is ordinary data (``quick``). Everything else goes to ``receive_other``
+        (before the accept) or ``read()``.
+        """
+        if not self.quick or self.reading or not self.inbox.idle:
+            return await self.receive_other()
         # Nobody reads the server now: the app reads it itself. (It may still be in the reader
         # watch's set from its last message: the watch sees ``reading`` and leaves it be, so
         # it is not taken out here, once per message.)
+        self.reading = True
+        task = self._task = running_task(self._loop)  # the loop given: no get_running_loop()
+        try:
+            message = await self._receive()
+        except BaseException as exc:
+            self.reading = False
+            self._task = None
+            if not self._read_failed(exc, task):
+                raise
+            return await self.inbox.get()  # the disconnect
+        self.reading = False
+        self._task = None
+        # inbound() and InboundRules.classify, inlined for the common case (kept in step with
+        # them): an ASCII text within the size limit that is not the ping text, on a socket
+        # that is still ``quick``. Only a ``websocket.receive`` carries "text" (ASGI).
+        text = message.get("text")
         port = self.port
-        readers, rules = port.readers, port.rules
-        task = running_task(self._loop)  # the loop given: no get_running_loop() call
+        rules = port.rules
+        if (
+            text is not None
+            and self.quick
+            and text.isascii()
+            and len(text) <= rules.size_limit
+            and text != rules.ping
+        ):
+            self.last_active = self._now()
+            traffic = self.traffic
+            traffic.messages_in += 1
+            traffic.bytes_in += len(text)
+            readers = port.readers
+            if readers.armed is not None:
+                # ReaderWatch.add, inlined: the timer is armed already (the common case), so
+                # only the set needs the reader; saves a call per message.
+                readers.unread.add(self)
+            else:
+                readers.add(self)
+            return message
+        if self.inbound(message) >= 0:
+            port.readers.add(self)
+            return message
+        return await self.read()  # a frame that was not for the app: read on
+
+    @abstractmethod
+    def receive_other(self) -> Awaitable[Message]:
+        """The app's ``receive`` when it is not ``quick``: before the accept, and when the
+        socket gets our heartbeat, has a rate limit or is closing."""
+
+    def _read_failed(self, exc: BaseException, task: asyncio.Task[Any] | None) -> bool:
+        """The server's ``receive()`` raised ``exc`` in an inline read: ``True`` when the app
+        is to get the disconnect, ``False`` when ``exc`` is for the app (raise it on)."""
+        if isinstance(exc, asyncio.CancelledError):
+            if not self._interrupted or task is None:
+                return False
+            # Our own interruption (the middleware ended the connection meanwhile), not a
+            # cancellation of the app: swallow it and hand over the disconnect.
+            self._interrupted = False
+            if sys.version_info >= (3, 11):
+                task.uncancel()
+            return True
+        if isinstance(exc, Exception):
+            self._receive_failed(exc)
+            return True
+        return False
+
+    async def read(self) -> Message:
+        """The app's ``receive`` once the socket is open (when it is not ``quick``)."""
+        inbox = self.inbox
+        if self.reading or not INLINE_READS or not inbox.idle:
+            return await inbox.get()
+        port = self.port
+        readers = port.readers
+        task = running_task(self._loop)
         self.reading = True
         self._task = task
         try:
             # The inbox is idle, so not finished: it is looked at again only after a message
-            # that was not for the app (the check is a call, and this runs once per message).
+            # that was not for the app.
             while True:
                 try:
                     message = await self._receive()
-                except asyncio.CancelledError:
-                    if not self._interrupted or task is None:
+                except BaseException as exc:
+                    if not self._read_failed(exc, task):
                         raise
-                    # Our own interruption (the middleware ended the connection meanwhile),
-                    # not a cancellation of the app: swallow it and hand over the disconnect.
-                    self._interrupted = False
-                    if sys.version_info >= (3, 11):
-                        task.uncancel()
                     break
-                except Exception as exc:
-                    self._receive_failed(exc)
-                    break
-                # inbound() and InboundRules.classify, inlined for the common case (kept in step
-                # with them): an ASCII text within the size limit that is not the ping text, on
-                # a socket without our heartbeat, a rate limit or a close under way.
-                text = message.get("text")
-                if (
-                    text is not None
-                    and not self.beating
-                    and self._bucket is None
-                    and self.close_code is None
-                    and text.isascii()
-                    and len(text) <= rules.size_limit
-                    and text != rules.ping
-                    and message["type"] == "websocket.receive"
-                ):
-                    self.last_active = self._now()
-                    traffic = self.traffic
-                    traffic.messages_in += 1
-                    traffic.bytes_in += len(text)
-                    ok = True
-                else:
-                    ok = self.inbound(message) >= 0
-                if ok:
-                    if readers.armed is not None:
-                        # ReaderWatch.add, inlined: the timer is armed already (the common
-                        # case), so only the set needs the reader; saves a call per message.
-                        readers.unread.add(self)
-                    else:
-                        readers.add(self)
+                if self.inbound(message) >= 0:
+                    readers.add(self)
                     return message
                 if inbox.finished:
                     break

@@ -21,6 +21,7 @@ from ..observe.traffic import Traffic
 from ..resume.sessions import Session
 from .gate import Gate
 from .port import HubPort
+from .writer import DONE, Resume
 
 SEND_BURST = 32
 """An app's send that did not wait yields to the event loop once every this many messages."""
@@ -77,15 +78,31 @@ class AppSender(ABC):
                     return
                 if gate.open:
                     session.record(message, size)
-            started = gate.write_now(message)  # usually True: out at once, nothing to await
-            if started is False:
-                await gate.send(message, size)
-            elif started is not True:
-                await gate.finish_write(started, message, size)
+            started = False
+            if (
+                gate.busy
+                or gate.waiting
+                or gate.close_code is not None
+                or gate.gone
+                or gate.close_written
+            ):
+                await gate.send(message, size)  # in turn, or refused (gone, closing)
+            else:
+                # The gate is idle: step the server's send once by hand (writer.start, inlined:
+                # once per message). Usually the frame is out at once, nothing to await.
+                try:
+                    step = self.server_send(message).__await__()
+                    yielded = next(step, DONE)  # DONE, not StopIteration, when it completed
+                except (OSError, RuntimeError) as exc:
+                    raise gate.failed(exc, message) from exc
+                if yielded is DONE:
+                    started = True
+                else:
+                    await gate.finish_write(Resume(step, yielded), message, size)
             traffic = self.traffic
             traffic.messages_out += 1
             traffic.bytes_out += size
-            if started is True and not traffic.messages_out % SEND_BURST:
+            if started and not traffic.messages_out % SEND_BURST:
                 # A send loop whose writes never wait never lets the loop run, so never learns
                 # that its peer left (hypercorn makes sends to a closed socket silent no-ops;
                 # only our reader sees it): a loop turn every SEND_BURST messages.

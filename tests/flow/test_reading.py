@@ -9,7 +9,7 @@ from starlette.types import Receive, Scope, Send
 
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware
 from asgi_ws_stabilizer.aio.connection import Connection
-from asgi_ws_stabilizer.aio.reader import INLINE_READS
+from asgi_ws_stabilizer.aio.inline import INLINE_READS
 
 from ..timing import WAIT, turns, until
 from .fakes import FakeSocket, Probe, echo_app, finish, holding_app
