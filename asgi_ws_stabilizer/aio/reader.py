@@ -10,7 +10,8 @@ server's ``receive()`` at a time (``reading``).
 
 Every inbound message is classified by ``InboundRules`` (core/inbound.py); the reader acts on it:
 heartbeat frames are answered and hidden, data goes to the app, a message over a limit ends the
-self.
+connection. The common case, ordinary data on a socket without our heartbeat, a rate limit or a
+close under way, is classified inline in ``receive``, in the app's own frame.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class ReaderServices(Protocol):
 
 
 class Reader(ABC):
-    """The reading side of a connection: ``Connection`` (aio/self.py) is one.
+    """The reading side of a connection: ``Connection`` (aio/connection.py) is one.
 
     A base class rather than an object of its own: it runs once per inbound message, where an
     extra object per socket and a hop per message would show in the benchmarks.
@@ -76,7 +77,7 @@ class Reader(ABC):
         "reading",
     )
 
-    # Provided by the self.
+    # Provided by the connection.
     port: ReaderServices
     inbox: Inbox
     gate: Gate

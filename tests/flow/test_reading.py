@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware
 from asgi_ws_stabilizer.aio.connection import Connection
@@ -110,3 +110,98 @@ async def test_cancelling_the_app_is_not_swallowed() -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, WAIT)
     assert hub.connection_count == 0
+
+
+async def test_the_short_way_is_taken_only_while_it_may_be() -> None:
+    """``quick`` (the app's receive classifies ordinary data in its own frame) holds from the
+    accept until the client speaks the text heartbeat; pings are still answered, data still
+    arrives after it, and a close under way ends it."""
+    hub = Hub()
+    probe = Probe()
+    sock = FakeSocket()
+    task = sock.serve(StabilizerMiddleware(echo_app(probe), hub=hub))
+    await sock.accepted()
+    sock.text("a")
+    assert (await sock.next_sent())["text"] == "echo:a"
+    assert only(hub).quick is True
+    sock.text("ping")  # a client that pings us gets our heartbeat: the long way from now on
+    assert (await sock.next_sent())["text"] == "pong"
+    assert only(hub).quick is False
+    sock.text("b")
+    assert (await sock.next_sent())["text"] == "echo:b"
+    assert only(hub).quick is False
+    sock.disconnect()
+    await finish(task)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"heartbeat_interval": 30, "heartbeat_clients": "all"}, {"rate_limit": 100}],
+)
+async def test_no_short_way_with_heartbeat_or_rate_limit(settings: dict[str, object]) -> None:
+    """A socket that gets our heartbeat, or has a rate limit, never takes the short way."""
+    hub = Hub(**settings)  # type: ignore[arg-type]
+    probe = Probe()
+    sock = FakeSocket()
+    task = sock.serve(StabilizerMiddleware(echo_app(probe), hub=hub))
+    await sock.accepted()
+    sock.text("a")
+    assert (await sock.next_sent())["text"] == "echo:a"
+    assert only(hub).quick is False
+    sock.disconnect()
+    await finish(task)
+
+
+async def test_oversized_data_on_the_short_way_closes_1009() -> None:
+    """Data over ``max_message_size`` read the short way is not handed over: the socket is
+    closed 1009, ``quick`` is off, and the app gets the disconnect with that code."""
+    hub = Hub(max_message_size=10)
+    probe = Probe()
+    sock = FakeSocket()
+    task = sock.serve(StabilizerMiddleware(echo_app(probe), hub=hub))
+    await sock.accepted()
+    sock.text("a")
+    assert (await sock.next_sent())["text"] == "echo:a"
+    connection = only(hub)
+    assert connection.quick is True
+    sock.text("x" * 11)
+    sock.text("b")
+    await until(lambda: bool(sock.closes()), "the 1009 close is written")
+    assert connection.quick is False
+    assert sock.closes()[0]["code"] == 1009
+    assert probe.received[-1]["type"] == "websocket.disconnect"
+    assert probe.received[-1]["code"] == 1009
+    assert {"type": "websocket.receive", "text": "b"} not in probe.received
+    sock.disconnect()
+    await finish(task)
+
+
+async def test_data_after_the_apps_own_close_is_not_handed_over() -> None:
+    """An app that closes and reads on until the client's reply gets the disconnect, not the
+    data the client sent meanwhile: its close ends the short way."""
+    hub = Hub()
+    got: list[Message] = []
+    closed = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        got.append(await receive())
+        await send({"type": "websocket.close", "code": 1000})
+        closed.set()
+        while True:
+            message = await receive()
+            got.append(message)
+            if message["type"] == "websocket.disconnect":
+                return
+
+    sock = FakeSocket()
+    task = sock.serve(StabilizerMiddleware(app, hub=hub))
+    await sock.accepted()
+    connection = only(hub)
+    sock.text("a")
+    sock.text("late")  # in the server's queue before the close (and its disconnect)
+    await asyncio.wait_for(closed.wait(), WAIT)
+    assert connection.quick is False
+    await finish(task)
+    assert [m["type"] for m in got] == ["websocket.receive", "websocket.disconnect"]
