@@ -150,7 +150,10 @@ class Connection(Reader, AppSender):
         if not allowed(old, new):
             return False
         self.state = new
-        self._requick()
+        if new is OPEN:
+            self._requick()
+        else:
+            self.quick = False
         log = self.port.log
         if log.debugging:
             log.debug(
@@ -189,7 +192,8 @@ class Connection(Reader, AppSender):
         message = self._connect_message
         if message is not None:
             self._connect_message = None
-            self._requick()
+            if state is OPEN:  # the app accepted before it read the connect message
+                self._requick()
             return _ready(message)
         if state is CONNECTING or state is REFUSED:
             return self._receive()

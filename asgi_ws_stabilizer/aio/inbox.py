@@ -98,6 +98,10 @@ class Inbox:
             self._putter.set_result(None)
         return True
 
+    def final_now(self) -> Message | None:
+        """The final message if ``get`` would return it at once (nothing queued before it)."""
+        return None if self._items else self._final
+
     async def get(self) -> Message:
         """The next message; after the final one, the final one again."""
         while not self._items and self._final is None:

@@ -148,9 +148,8 @@ class Reader(ABC):
         """
         if not self.quick or self.reading or not self.inbox.idle:
             return await self.receive_other()
-        # Nobody reads the server now: the app reads it itself. (It may still be in the reader
-        # watch's set from its last message: the watch sees ``reading`` and leaves it be, so
-        # it is not taken out here, once per message.)
+        # Nobody reads the server now: the app reads it itself. (The watch may still hold it from
+        # its last message, and leaves it be while ``reading``: not taken out per message.)
         self.reading = True
         task = self._task = running_task(self._loop)  # the loop given: no get_running_loop()
         try:
@@ -191,6 +190,8 @@ class Reader(ABC):
         if self.inbound(message) >= 0:
             port.readers.add(self)
             return message
+        if (final := self.inbox.final_now()) is not None:
+            return final  # the disconnect (every socket's last), without one more frame
         return await self.read()  # a frame that was not for the app: read on
 
     @abstractmethod

@@ -120,3 +120,15 @@ async def test_cancelled_get_loses_nothing() -> None:
         await getter
     inbox.put_nowait(msg("a"))
     assert (await asyncio.wait_for(inbox.get(), WAIT))["text"] == "a"
+
+
+async def test_final_now_only_when_get_would_return_it_at_once() -> None:
+    """``final_now`` is the final message once nothing is queued before it, else ``None``."""
+    inbox = Inbox(4)
+    assert inbox.final_now() is None  # nothing at all: get would wait
+    inbox.put_nowait(msg("a"))
+    inbox.finish(DISCONNECT)
+    assert inbox.final_now() is None  # "a" comes first
+    assert (await inbox.get())["text"] == "a"
+    assert inbox.final_now() is DISCONNECT
+    assert await inbox.get() is DISCONNECT
