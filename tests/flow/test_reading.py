@@ -112,17 +112,23 @@ async def test_cancelling_the_app_is_not_swallowed() -> None:
     assert hub.connection_count == 0
 
 
-async def test_the_short_way_is_taken_only_while_it_may_be() -> None:
-    """``quick`` (the app's receive classifies ordinary data in its own frame) holds from the
-    accept until the client speaks the text heartbeat; pings are still answered, data still
-    arrives after it, and a close under way ends it."""
-    hub = Hub()
+async def echoed_once(hub: Hub) -> tuple[FakeSocket, asyncio.Task[None], Probe]:
+    """A socket served by ``echo_app`` on ``hub``, accepted, that had "a" echoed."""
     probe = Probe()
     sock = FakeSocket()
     task = sock.serve(StabilizerMiddleware(echo_app(probe), hub=hub))
     await sock.accepted()
     sock.text("a")
     assert (await sock.next_sent())["text"] == "echo:a"
+    return sock, task, probe
+
+
+async def test_the_short_way_is_taken_only_while_it_may_be() -> None:
+    """``quick`` (the app's receive classifies ordinary data in its own frame) holds from the
+    accept until the client speaks the text heartbeat; pings are still answered, and data still
+    arrives after it."""
+    hub = Hub()
+    sock, task, _ = await echoed_once(hub)
     assert only(hub).quick is True
     sock.text("ping")  # a client that pings us gets our heartbeat: the long way from now on
     assert (await sock.next_sent())["text"] == "pong"
@@ -141,12 +147,7 @@ async def test_the_short_way_is_taken_only_while_it_may_be() -> None:
 async def test_no_short_way_with_heartbeat_or_rate_limit(settings: dict[str, object]) -> None:
     """A socket that gets our heartbeat, or has a rate limit, never takes the short way."""
     hub = Hub(**settings)  # type: ignore[arg-type]
-    probe = Probe()
-    sock = FakeSocket()
-    task = sock.serve(StabilizerMiddleware(echo_app(probe), hub=hub))
-    await sock.accepted()
-    sock.text("a")
-    assert (await sock.next_sent())["text"] == "echo:a"
+    sock, task, _ = await echoed_once(hub)
     assert only(hub).quick is False
     sock.disconnect()
     await finish(task)
@@ -156,12 +157,7 @@ async def test_oversized_data_on_the_short_way_closes_1009() -> None:
     """Data over ``max_message_size`` read the short way is not handed over: the socket is
     closed 1009, ``quick`` is off, and the app gets the disconnect with that code."""
     hub = Hub(max_message_size=10)
-    probe = Probe()
-    sock = FakeSocket()
-    task = sock.serve(StabilizerMiddleware(echo_app(probe), hub=hub))
-    await sock.accepted()
-    sock.text("a")
-    assert (await sock.next_sent())["text"] == "echo:a"
+    sock, task, probe = await echoed_once(hub)
     connection = only(hub)
     assert connection.quick is True
     sock.text("x" * 11)
