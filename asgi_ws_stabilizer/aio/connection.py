@@ -60,6 +60,7 @@ class Connection(Reader, AppSender):
     """The middleware's side of one WebSocket."""
 
     __slots__ = (
+        "_burst_mark",
         "_connect_message",
         "_gone",
         "_pending_close",
@@ -120,6 +121,7 @@ class Connection(Reader, AppSender):
         self.traffic = Traffic()
         self.groups: frozenset[str] = NO_GROUPS  # the registry replaces it on join and leave
         self.dropped = 0
+        self._burst_mark = 0  # traffic.messages_in at the last SEND_BURST check (sending.py)
         self.user_data: ConnectionData = NO_USER_DATA  # its own on first use (hub/handle.py)
         self.gate = Gate(send, self, send_timeout=settings.send_timeout, meter=port.meter)
         self.inbox = Inbox(settings.receive_queue_size, port.meter)
@@ -217,6 +219,14 @@ class Connection(Reader, AppSender):
         interval = settings.heartbeat_interval or 0.0
         self.heartbeat = HeartbeatState(interval, settings.heartbeat_timeout, now)
         self.port.watch(self, now + interval)
+
+    def read_since_burst(self) -> bool:
+        """Whether the app read data since the last SEND_BURST check (this one counts)."""
+        seen = self.traffic.messages_in
+        if seen == self._burst_mark:
+            return False
+        self._burst_mark = seen
+        return True
 
     def own_session_id(self) -> str:
         """The id of this socket's session, made on first use."""

@@ -51,6 +51,10 @@ class AppSender(ABC):
         """The accept went out: the connection is open."""
 
     @abstractmethod
+    def read_since_burst(self) -> bool:
+        """Whether the app read data since the last SEND_BURST check (this one counts)."""
+
+    @abstractmethod
     def mark_closing(self, code: int, reason: str, by: str) -> None:
         """Record the close and move ``OPEN`` to ``CLOSING``."""
 
@@ -102,10 +106,12 @@ class AppSender(ABC):
             traffic = self.traffic
             traffic.messages_out += 1
             traffic.bytes_out += size
-            if started and not traffic.messages_out % SEND_BURST:
-                # A send loop whose writes never wait never lets the loop run, so never learns
-                # that its peer left (hypercorn makes sends to a closed socket silent no-ops;
-                # only our reader sees it): a loop turn every SEND_BURST messages.
+            # A send loop whose writes never wait never lets the loop run, so never learns that
+            # its peer left (hypercorn makes sends to a closed socket silent no-ops; only our
+            # reader sees it): a loop turn every SEND_BURST messages, unless the app read
+            # meanwhile (reads wait once the server has nothing queued, and the loop runs then:
+            # a request/response handler needs no turn of its own).
+            if started and not traffic.messages_out % SEND_BURST and not self.read_since_burst():
                 await asyncio.sleep(0)
         elif kind == "websocket.accept" and self.state is CONNECTING:
             if self._pending_close is not None:
