@@ -5,8 +5,8 @@ Someone must always be reading the server's ``receive()``, or pongs and disconne
 ``receive()``, it reads the server itself ("inline"): no task switch per message, and no pump task
 for a socket whose handler sits in ``receive()``. Whenever a message has been handed to the app
 and the app is not back in ``receive()`` soon (aio/readers.py), the pump task takes over and feeds
-the bounded inbox, until the app waits on the inbox again. Only one of the two ever awaits the
-server's ``receive()`` at a time (``reading``).
+the bounded inbox, until the app waits on the inbox again (aio/pump.py). Only one of the two
+ever awaits the server's ``receive()`` at a time (``reading``).
 
 Every inbound message is classified by ``InboundRules`` (core/inbound.py); the reader acts on it:
 heartbeat frames are answered and hidden, data goes to the app, a message over a limit ends the
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from .gate import Gate
 from .inbox import Inbox
 from .inline import DISCONNECTED, INLINE_READS, loop_clock, running_task
 from .port import HeartbeatTexts
+from .pump import Pump
 from .readers import ReaderWatch
 
 
@@ -58,8 +59,9 @@ class ReaderServices(Protocol):
     def grew(self) -> None: ...
 
 
-class Reader(ABC):
-    """The reading side of a connection: ``Connection`` (aio/connection.py) is one.
+class Reader(Pump):
+    """The reading side of a connection: ``Connection`` (aio/connection.py) is one; the pump
+    (aio/pump.py) is its base.
 
     A base class rather than an object of its own: it runs once per inbound message, where an
     extra object per socket and a hop per message would show in the benchmarks.
@@ -70,11 +72,9 @@ class Reader(ABC):
         "_interrupted",
         "_loop",
         "_now",
-        "_pump_task",
         "_task",
         "last_active",
         "quick",
-        "reading",
     )
 
     # Provided by the connection.
@@ -331,68 +331,6 @@ class Reader(ABC):
         if task is not None and task is not asyncio.current_task() and not task.done():
             self._interrupted = True
             task.cancel()
-
-    def check_reader(self) -> None:
-        """Start the pump unless the app reads inline now (see aio/readers.py)."""
-        if not self.reading and not self.finished:
-            self.start_pump()
-
-    def start_pump(self) -> None:
-        """Read the server in a task of its own, into the inbox."""
-        # Also while closing (the app has been told): the reads then only drop data, and keep
-        # the server's queue moving so that the client's close reply gets through.
-        if self._pump_task is None and not self.finished:
-            self.reading = True
-            self._pump_task = self._loop.create_task(self._pump(), name="asgi_ws_stabilizer:pump")
-
-    @property
-    def pumping(self) -> bool:
-        """Whether the pump task reads the socket now."""
-        return self._pump_task is not None
-
-    def stop_pump(self) -> None:
-        """Cancel the pump, if it runs."""
-        if self._pump_task is not None:
-            self._pump_task.cancel()
-            self._pump_task = None
-
-    async def _pump(self) -> None:
-        receive = self._receive
-        inbox = self.inbox
-        try:
-            while True:
-                message = await receive()
-                size = self.inbound(message)
-                if size >= 0:
-                    app_waits = inbox.awaited()
-                    if inbox.full():
-                        # The app, not the peer, is slow: stop reading (the server's own flow
-                        # control takes over) and do not time the peer out meanwhile.
-                        if not self.beating:
-                            await inbox.put(message, size)
-                        else:
-                            heartbeat = self.heartbeat
-                            heartbeat.paused = True
-                            try:
-                                await inbox.put(message, size)
-                            finally:
-                                heartbeat.paused = False
-                                heartbeat.saw_frame(self.port.clock_now())
-                    else:
-                        inbox.put_nowait(message, size)
-                    if size:
-                        self.port.grew()
-                    if INLINE_READS and app_waits and self.close_code is None:
-                        return  # the app waits in receive(): it reads inline from here on
-                if self.finished and message["type"] == "websocket.disconnect":
-                    return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._receive_failed(exc)
-        finally:
-            self.reading = False
-            self._pump_task = None
 
     def _receive_failed(self, exc: Exception) -> None:
         """The server's ``receive()`` raised: the socket is unusable, as if the peer left."""
