@@ -9,7 +9,6 @@ tenth of the CPU of a connect + close, and the memory waited for them.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +16,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
-from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asgi_ws_stabilizer import Hub, StabilizerMiddleware
+
+from .fakes import FakeSocket
 
 
 @contextmanager
@@ -63,41 +63,15 @@ async def test_ended_connections_leave_nothing_for_the_garbage_collector() -> No
     app = StabilizerMiddleware(Starlette(routes=[WebSocketRoute("/ws", chat)]), hub=hub)
     sent: list[str] = []
 
-    class ServerSide:
-        """What uvicorn's protocol object is to a socket: it keeps the scope (whose state
-        holds the app's handle), and its bound methods are the app's receive and send."""
-
-        def __init__(self) -> None:
-            self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-            for message in (
-                {"type": "websocket.connect"},
-                {"type": "websocket.receive", "text": "hello"},
-                {"type": "websocket.disconnect", "code": 1000},
-            ):
-                self.queue.put_nowait(message)
-            self.scope = {
-                "type": "websocket",
-                "path": "/ws",
-                "raw_path": b"/ws",
-                "query_string": b"",
-                "headers": [(b"host", b"test")],
-                "client": ("127.0.0.1", 1234),
-                "server": ("127.0.0.1", 80),
-                "scheme": "ws",
-                "subprotocols": [],
-                "asgi": {"version": "3.0"},
-                "state": {},
-            }
-
-        async def receive(self) -> dict[str, Any]:
-            return await self.queue.get()
-
-        async def send(self, message: Message) -> None:
-            sent.append(message["type"])
-
     async def one() -> None:
-        server = ServerSide()
+        # FakeSocket is what uvicorn's protocol object is to a socket: it keeps the scope
+        # (whose state holds the app's handle), and its bound methods are the app's receive
+        # and send.
+        server = FakeSocket()
+        server.text("hello")
+        server.disconnect()
         await app(server.scope, server.receive, server.send)
+        sent.extend(message["type"] for message in server.sent)
 
     await hub.start()
     try:
@@ -109,7 +83,7 @@ async def test_ended_connections_leave_nothing_for_the_garbage_collector() -> No
         assert hub.connection_count == 0
         assert sent.count("websocket.accept") == 21
         assert ours(found) == [], f"cycles left by ended connections: {ours(found)}"
-        servers = [o for o in found if isinstance(o, ServerSide)]
+        servers = [o for o in found if isinstance(o, FakeSocket)]
         assert servers == [], f"{len(servers)} server-side objects left in cycles"
     finally:
         await hub.stop()
