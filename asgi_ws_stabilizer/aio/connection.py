@@ -164,8 +164,9 @@ class Connection(Reader, AppSender):
         return True
 
     def _requick(self) -> None:
-        """Work out ``quick`` (reader.py) again: after a change of state, of the connect message
-        or of the heartbeat, or once a close is under way."""
+        """Work out ``quick`` (reader.py) on the way to ``OPEN``, and when the connect message
+        is handed over after it; everything else only turns it off (leaving ``OPEN``,
+        ``start_beating``, ``mark_closing``, ``peer_left``)."""
         self.quick = (
             self.state is OPEN
             and INLINE_READS

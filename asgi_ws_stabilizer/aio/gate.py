@@ -127,8 +127,8 @@ class Gate(Backlog):
             if self.waiting or self._idle_waiters:
                 self._kick()
             return
-        # The server made us wait (backpressure): count the frame as held until it is out.
-        self.busy = True
+        # The server made us wait (backpressure): finish_write holds the gate busy and counts
+        # the frame as held until it is out.
         await self.finish_write(blocked, message, size)
 
     async def finish_write(self, blocked: Resume, message: Message, size: int) -> None:

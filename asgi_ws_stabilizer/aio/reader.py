@@ -221,8 +221,7 @@ class Reader(Pump):
         inbox = self.inbox
         if self.reading or not INLINE_READS or not inbox.idle:
             return await inbox.get()
-        port = self.port
-        readers = port.readers
+        readers = self.port.readers
         task = running_task(self._loop)
         self.reading = True
         self._task = task
